@@ -2,7 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import pg from 'pg';
 
-export const POSTGIS_INSTALL_COMMAND = 'apt-get update && apt-get install -y postgresql-15-postgis-3';
+/** Debian's package must match the running server's major version. */
+export const postgisInstallCommand = (major: number) =>
+  `apt-get update && apt-get install -y postgresql-${major}-postgis-3`;
 
 function adminUrl(databaseUrl: string): { admin: string; database: string } {
   const url = new URL(databaseUrl);
@@ -46,22 +48,27 @@ const isLocal = (databaseUrl: string) => ['127.0.0.1', 'localhost', '::1', '[::1
  * exact command; runs it only when it may: local server, root, Debian with apt-get.
  */
 export async function ensurePostgisAvailable(databaseUrl: string, log: (message: string) => void = console.log): Promise<void> {
-  const available = async () => {
+  const probe = async () => {
     const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
     try {
-      const { rowCount } = await client.query("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'");
-      return rowCount === 1;
+      const { rows } = await client.query<{ major: number; available: boolean }>(
+        `SELECT current_setting('server_version_num')::int / 10000 AS major,
+                EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis') AS available`,
+      );
+      return rows[0];
     } finally {
       await client.end();
     }
   };
-  if (await available()) return;
+  const { major, available } = await probe();
+  if (available) return;
+  const command = postgisInstallCommand(major);
   const canInstall = isLocal(databaseUrl) && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
   if (!canInstall) {
-    throw new Error(`PostGIS is not installed on the PostgreSQL server. Install it with:\n  ${POSTGIS_INSTALL_COMMAND}`);
+    throw new Error(`PostGIS is not installed on the PostgreSQL server. Install it with:\n  ${command}`);
   }
-  log(`PostGIS is missing: running '${POSTGIS_INSTALL_COMMAND}'`);
-  execFileSync('sh', ['-c', POSTGIS_INSTALL_COMMAND], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (!(await available())) throw new Error('PostGIS was installed but the server still does not offer it');
+  log(`PostGIS is missing: running '${command}'`);
+  execFileSync('sh', ['-c', command], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (!(await probe()).available) throw new Error('PostGIS was installed but the server still does not offer it');
 }

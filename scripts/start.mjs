@@ -1,0 +1,13 @@
+// `npm start`: installs what is missing, then runs the whole hub (scripts/hub.ts).
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { ensureNodeModules, generatePrismaClient, ROOT } from './ensure-deps.mjs';
+
+ensureNodeModules();
+generatePrismaClient();
+const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(ROOT, 'scripts', 'hub.ts'), ...process.argv.slice(2)], {
+  cwd: ROOT,
+  stdio: 'inherit',
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

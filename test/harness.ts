@@ -1,0 +1,124 @@
+/**
+ * The one test harness: fresh PostgreSQL databases cloned from a migrated (and seeded)
+ * template, and the hub's services on ephemeral ports. Tests talk to the real things.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { migrate } from '@connecte/shared/migrate';
+import { ensurePostgisAvailable } from '@connecte/shared/provision';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ADMIN_URL = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+/** Test databases share this prefix; `npm test` drops leftovers of an interrupted run. */
+export const TEST_DB_PREFIX = 'connecte_t_';
+const TEMPLATE_LOCK = 72707370;
+
+const urlFor = (database: string) => {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${database}`;
+  return url.toString();
+};
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return entry.name === 'test' ? [] : filesUnder(full);
+    return [full];
+  });
+}
+
+/** Templates are named after the content of the migrations and the seed, so a stale one is never reused. */
+function templateName(seeded: boolean): string {
+  const hash = createHash('sha256');
+  const sources = [path.join(ROOT, 'prisma', 'migrations'), ...(seeded ? [path.join(ROOT, 'prisma', 'seed')] : [])];
+  for (const file of sources.flatMap(filesUnder).sort()) {
+    if (statSync(file).isFile()) hash.update(file.slice(ROOT.length)).update(readFileSync(file));
+  }
+  return `${TEST_DB_PREFIX}tpl_${seeded ? 'seeded' : 'empty'}_${hash.digest('hex').slice(0, 12)}`;
+}
+
+async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function ensureTemplate(seeded: boolean): Promise<string> {
+  const name = templateName(seeded);
+  return withAdmin(async (admin) => {
+    await admin.query('SELECT pg_advisory_lock($1)', [TEMPLATE_LOCK]);
+    try {
+      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (rowCount) return name;
+      await ensurePostgisAvailable(ADMIN_URL);
+      const building = `${name}_building`;
+      await admin.query(`DROP DATABASE IF EXISTS "${building}"`);
+      await admin.query(`CREATE DATABASE "${building}"`);
+      await migrate(urlFor(building));
+      if (seeded) {
+        const { seed } = await import('../prisma/seed/index.js');
+        const pool = new pg.Pool({ connectionString: urlFor(building), max: 2 });
+        try {
+          await seed(pool);
+        } finally {
+          await pool.end();
+        }
+      }
+      await admin.query(`ALTER DATABASE "${building}" RENAME TO "${name}"`);
+      return name;
+    } finally {
+      await admin.query('SELECT pg_advisory_unlock($1)', [TEMPLATE_LOCK]);
+    }
+  });
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A database of its own for one test file: migrated, and seeded at the territory's real
+ * scale unless `seed: false`. Cloning a template takes well under a second.
+ */
+export async function createTestDatabase(options: { seed?: boolean } = {}): Promise<TestDatabase> {
+  const template = await ensureTemplate(options.seed ?? true);
+  const name = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  await withAdmin(async (admin) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
+        return;
+      } catch (error) {
+        // Another file is cloning the same template at this very moment.
+        if ((error as { code?: string }).code !== '55006' || attempt >= 50) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  });
+  return {
+    name,
+    url: urlFor(name),
+    drop: () => withAdmin(async (admin) => void (await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))),
+  };
+}
+
+/** Drops every database a test run created, templates included (a run never trusts leftovers). */
+export async function dropTestDatabases(): Promise<string[]> {
+  return withAdmin(async (admin) => {
+    const { rows } = await admin.query<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname LIKE $1`,
+      [`${TEST_DB_PREFIX.replaceAll('_', '\\_')}%`],
+    );
+    for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    return rows.map((r) => r.datname);
+  });
+}
