@@ -1,0 +1,80 @@
+/**
+ * `npm start`: prepares the database (PostGIS, migrations, seed), then runs every service
+ * as its own process — the subgraphs, the gateway and the city simulator — and prints the URLs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfigOrExit } from '@connecte/shared/config';
+import { SUBGRAPHS, subgraphUrl } from '@connecte/gateway/subgraphs';
+import { setupDatabase } from './setup.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const config = loadConfigOrExit();
+const GATEWAY_PORT = config.PORT ?? 4000;
+const gatewayUrl = `http://localhost:${GATEWAY_PORT}`;
+
+try {
+  await setupDatabase(config);
+} catch (error) {
+  console.error(`[setup] ${(error as Error).message}`);
+  process.exit(1);
+}
+
+const children: ChildProcess[] = [];
+let stopping = false;
+
+function run(name: string, script: string, env: Record<string, string>) {
+  const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(ROOT, script)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  child.on('exit', (code, signal) => {
+    if (stopping) return;
+    console.error(`[hub] ${name} stopped (${signal ?? `exit ${code}`}); stopping the hub`);
+    void stop(1);
+  });
+  children.push(child);
+}
+
+async function waitFor(url: string, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs / 1000} s`);
+}
+
+async function stop(code: number) {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+for (const subgraph of SUBGRAPHS) {
+  run(subgraph.name, `subgraphs/${subgraph.name}/src/main.ts`, { PORT: String(subgraph.defaultPort) });
+}
+for (const subgraph of SUBGRAPHS) await waitFor(subgraphUrl(subgraph.name).replace(/\/graphql$/, '/healthz'));
+run('gateway', 'gateway/src/main.ts', { PORT: String(GATEWAY_PORT) });
+await waitFor(`${gatewayUrl}/readyz`);
+run('simulator', 'scripts/simulator.ts', { GATEWAY_URL: `${gatewayUrl}/graphql` });
+
+console.log(`
+connecte-hub is running
+  GraphQL (HTTP + graphql-ws)  ${gatewayUrl}/graphql
+  health                       ${gatewayUrl}/healthz   ${gatewayUrl}/readyz
+  metrics                      ${gatewayUrl}/metrics
+${SUBGRAPHS.map((s) => `  subgraph ${s.name.padEnd(20)}${subgraphUrl(s.name)}`).join('\n')}
+  MQTT uplinks (simulator)     ${config.MQTT_URL}  connecte/<collectivityId>/<equipmentId>/up
+Development token: npm run token -- --role operator --collectivity chalons
+Stop with Ctrl-C.`);

@@ -1,0 +1,6 @@
+import { dropTestDatabases } from '../test/harness.js';
+
+if (process.argv[2] === 'drop') {
+  const dropped = await dropTestDatabases();
+  if (dropped.length) console.log(`[test] dropped ${dropped.length} test database(s)`);
+}
