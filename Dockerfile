@@ -1,0 +1,13 @@
+# One image for every Node service of the hub; docker-compose picks the entry point.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV CHECKPOINT_DISABLE=1 NODE_ENV=production
+COPY package.json package-lock.json .npmrc ./
+COPY packages/shared/package.json packages/shared/
+COPY subgraphs/territory/package.json subgraphs/territory/
+COPY subgraphs/equipment/package.json subgraphs/equipment/
+COPY gateway/package.json gateway/
+COPY opendata/package.json opendata/
+RUN npm ci --include=dev --no-audit --no-fund
+COPY . .
+RUN node scripts/ensure-deps.mjs
