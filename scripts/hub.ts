@@ -61,8 +61,9 @@ async function stop(code: number) {
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
+// SUBGRAPH_<NAME>_URL moves a subgraph (the gateway reads the same variable).
 for (const subgraph of SUBGRAPHS) {
-  run(subgraph.name, `subgraphs/${subgraph.name}/src/main.ts`, { PORT: String(subgraph.defaultPort) });
+  run(subgraph.name, `subgraphs/${subgraph.name}/src/main.ts`, { PORT: new URL(subgraphUrl(subgraph.name)).port });
 }
 for (const subgraph of SUBGRAPHS) await waitFor(subgraphUrl(subgraph.name).replace(/\/graphql$/, '/healthz'));
 run('gateway', 'gateway/src/main.ts', { PORT: String(GATEWAY_PORT) });

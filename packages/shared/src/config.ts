@@ -13,38 +13,38 @@ const urlWithProtocol = (protocols: string[]) =>
     }
   }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
-const schema = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    DATABASE_URL: urlWithProtocol(['postgresql:', 'postgres:']).default(
-      'postgresql://postgres:postgres@127.0.0.1:5432/connecte',
-    ),
-    MQTT_URL: urlWithProtocol(['mqtt:', 'mqtts:', 'ws:', 'wss:']).default('mqtt://127.0.0.1:1883'),
-    PORT: z
-      .string()
-      .regex(/^\d+$/, 'must be a whole number between 0 and 65535')
-      .transform(Number)
-      .refine((port) => port <= 65535, 'must be a whole number between 0 and 65535')
-      .optional(),
-    HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
-    JWT_SECRET: z.string().min(32, 'must be at least 32 characters long').optional(),
-    JWT_JWKS_URL: urlWithProtocol(['http:', 'https:']).optional(),
-    LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-    DB_POOL_SIZE: z
-      .string()
-      .regex(/^[1-9]\d*$/, 'must be a positive whole number')
-      .transform(Number)
-      .default(10),
-  })
-  .superRefine((env, ctx) => {
-    if (env.NODE_ENV === 'production' && !env.JWT_SECRET && !env.JWT_JWKS_URL) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['JWT_SECRET'],
-        message: 'is required when NODE_ENV=production (or set JWT_JWKS_URL)',
-      });
-    }
-  });
+const variables = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  DATABASE_URL: urlWithProtocol(['postgresql:', 'postgres:']).default(
+    'postgresql://postgres:postgres@127.0.0.1:5432/connecte',
+  ),
+  MQTT_URL: urlWithProtocol(['mqtt:', 'mqtts:', 'ws:', 'wss:']).default('mqtt://127.0.0.1:1883'),
+  PORT: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number between 0 and 65535')
+    .transform(Number)
+    .refine((port) => port <= 65535, 'must be a whole number between 0 and 65535')
+    .optional(),
+  HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters long').optional(),
+  JWT_JWKS_URL: urlWithProtocol(['http:', 'https:']).optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  DB_POOL_SIZE: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'must be a positive whole number')
+    .transform(Number)
+    .default(10),
+});
+
+const schema = variables.superRefine((env, ctx) => {
+  if (env.NODE_ENV === 'production' && !env.JWT_SECRET && !env.JWT_JWKS_URL) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['JWT_SECRET'],
+      message: 'is required when NODE_ENV=production (or set JWT_JWKS_URL)',
+    });
+  }
+});
 
 export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET'> & { JWT_SECRET: string };
 
@@ -58,7 +58,7 @@ export class ConfigError extends Error {
 /** Parses and validates the environment once; throws a ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const relevant = Object.fromEntries(
-    Object.keys(schema.innerType().shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+    Object.keys(variables.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
   );
   const parsed = schema.safeParse(relevant);
   if (!parsed.success) {

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig } from '@connecte/shared/config';
+import { ROOT } from '../../../test/harness.js';
+
+describe('configuration', () => {
+  it('has working defaults for development', () => {
+    const config = loadConfig({});
+    assert.equal(config.DATABASE_URL, 'postgresql://postgres:postgres@127.0.0.1:5432/connecte');
+    assert.equal(config.MQTT_URL, 'mqtt://127.0.0.1:1883');
+    assert.equal(config.JWT_SECRET, DEVELOPMENT_JWT_SECRET);
+    assert.equal(config.PORT, undefined);
+  });
+
+  it('names every bad variable with its reason, all at once', () => {
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x/y', MQTT_URL: 'nope', LOG_LEVEL: 'loud', JWT_SECRET: 'short' });
+      assert.fail('should throw');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      const text = error.message;
+      for (const name of ['PORT', 'DATABASE_URL', 'MQTT_URL', 'LOG_LEVEL', 'JWT_SECRET']) assert.match(text, new RegExp(`${name}: `));
+      assert.match(text, /JWT_SECRET: must be at least 32 characters/);
+      assert.equal(error.problems.length, 5);
+    }
+  });
+
+  it('requires a JWT secret in production, and no development secret is ever used there', () => {
+    assert.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET: is required when NODE_ENV=production/);
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) });
+    assert.equal(config.JWT_SECRET, 'x'.repeat(40));
+  });
+
+  it('a service started with a bad variable exits 1 with a message naming it, not a stack trace', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'subgraphs', 'equipment', 'src', 'main.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: '70000', LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /PORT: must be a whole number between 0 and 65535/);
+    assert.doesNotMatch(result.stderr, /at .*\.ts:\d+/);
+  });
+});
