@@ -1,0 +1,62 @@
+import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { GraphQLError } from 'graphql';
+
+type GatewayGraphQLResponse = Awaited<ReturnType<RemoteGraphQLDataSource['process']>>;
+
+/** What the gateway knows of the caller and forwards to every subgraph it calls for them. */
+export interface GatewayContext {
+  /** The caller's `Authorization` header, verified by the gateway; each subgraph verifies it again. */
+  authorization?: string;
+  /** Crosses the gateway so one request can be followed through every service's log. */
+  requestId: string;
+}
+
+/** A subgraph answered with a non-2xx status but a GraphQL body (e.g. 401 UNAUTHENTICATED). */
+class GraphQLErrorResponse extends GraphQLError {
+  constructor(readonly body: GatewayGraphQLResponse) {
+    super('subgraph answered with GraphQL errors');
+  }
+}
+
+/**
+ * Calls one subgraph for the gateway: forwards the caller's token and request id, keeps the
+ * subgraph's own errors (code, field) when it answers with a non-2xx status, and turns a
+ * subgraph that cannot be reached into a coded error that names it without leaking its address.
+ */
+export class AuthForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+  /** Federation name of the subgraph, for errors and logs. */
+  readonly name: string;
+
+  constructor({ name, url, fetcher }: { name: string; url: string; fetcher?: RemoteGraphQLDataSource['fetcher'] }) {
+    super({ url, ...(fetcher ? { fetcher } : {}) });
+    this.name = name;
+  }
+
+  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
+    const headers = request.http!.headers;
+    if (context.authorization) headers.set('authorization', context.authorization);
+    if (context.requestId) headers.set('x-request-id', context.requestId);
+  }
+
+  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<GatewayGraphQLResponse> {
+    try {
+      return await super.process(options);
+    } catch (error) {
+      if (error instanceof GraphQLErrorResponse) return error.body;
+      if (error instanceof GraphQLError) throw error;
+      throw new GraphQLError(`Subgraph "${this.name}" could not be reached`, {
+        extensions: { code: 'SUBREQUEST_HTTP_ERROR', serviceName: this.name },
+      });
+    }
+  }
+
+  override async errorFromResponse(response: Parameters<RemoteGraphQLDataSource['errorFromResponse']>[0]): Promise<GraphQLError> {
+    const body = await this.parseBody(response);
+    if (typeof body === 'object' && body !== null && Array.isArray((body as GatewayGraphQLResponse).errors)) {
+      return new GraphQLErrorResponse(body as GatewayGraphQLResponse);
+    }
+    return new GraphQLError(`Subgraph "${this.name}" answered HTTP ${response.status}`, {
+      extensions: { code: 'SUBREQUEST_HTTP_ERROR', serviceName: this.name },
+    });
+  }
+}

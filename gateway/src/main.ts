@@ -1,0 +1,13 @@
+import { loadConfigOrExit } from '@connecte/shared/config';
+import { createLogger } from '@connecte/shared/log';
+import { installShutdownHandlers } from '@connecte/shared/server';
+import { DEFAULT_GATEWAY_PORT, startGateway } from './server.js';
+
+const config = loadConfigOrExit();
+const log = createLogger('gateway', config);
+const gateway = await startGateway({ config, port: config.PORT ?? DEFAULT_GATEWAY_PORT });
+log.info(
+  { url: gateway.url, subgraphs: gateway.subgraphUrls, health: `${gateway.origin}/healthz`, ready: `${gateway.origin}/readyz`, metrics: `${gateway.origin}/metrics` },
+  `gateway ready at ${gateway.url} (HTTP and graphql-ws)`,
+);
+installShutdownHandlers(() => gateway.close());

@@ -1,0 +1,243 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloGateway } from '@apollo/gateway';
+import { ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
+import type { ExecutionArgs, ExecutionResult, GraphQLError } from 'graphql';
+import { createAuthenticator } from '@connecte/shared/auth';
+import type { Config } from '@connecte/shared/config';
+import { createLogger, requestIdFrom } from '@connecte/shared/log';
+import { readCommittedSupergraph, withSubgraphUrls } from './compose.js';
+import { AuthForwardingDataSource, type GatewayContext } from './data-source.js';
+import { maskError } from './errors.js';
+import { createSubgraphFetcher } from './fetcher.js';
+import { createReadiness } from './health.js';
+import { createGatewayMetrics } from './metrics.js';
+import { startSubscriptionServer } from './subscriptions.js';
+import { subgraphUrls as resolveSubgraphUrls } from './subgraphs.js';
+
+export const DEFAULT_GATEWAY_PORT = 4000;
+const GRAPHQL_PATH = '/graphql';
+/** Larger bodies are refused with 413: no legitimate GraphQL operation comes close. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** A handler for everything under a mounted prefix (open data, Open311, HTTP ingest). */
+export type RouteHandler = (request: IncomingMessage, response: ServerResponse) => void | Promise<void>;
+
+export interface GatewayOptions {
+  config: Config;
+  /** Defaults to PORT, then 4000; 0 picks a free port. */
+  port?: number;
+  /** Subgraph URLs by name; each one missing comes from SUBGRAPH_<NAME>_URL or its default port. */
+  subgraphUrls?: Record<string, string>;
+  /** Modules served by the gateway's port under a path prefix, e.g. `{ '/opendata': handler }`. */
+  routes?: Record<string, RouteHandler>;
+}
+
+export interface RunningGateway {
+  name: 'gateway';
+  /** The GraphQL endpoint (HTTP and graphql-ws). */
+  url: string;
+  /** The server's root, for health, metrics and mounted modules. */
+  origin: string;
+  port: number;
+  subgraphUrls: Record<string, string>;
+  /** Serves `handler` for `prefix` and everything under it (`/opendata`, `/open311/v2`, `/ingest`). */
+  mount(prefix: string, handler: RouteHandler): void;
+  /** Open subscriptions from the gateway to subgraphs, for tests and metrics. */
+  upstreamSubscriptions(): number;
+  close(): Promise<void>;
+}
+
+/** Starts the federated gateway: GraphQL over HTTP and graphql-ws on `/graphql`, health, metrics. */
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  const { config } = options;
+  const log = createLogger('gateway', config);
+  const metrics = createGatewayMetrics();
+  const authenticate = createAuthenticator(config);
+  const urls = resolveSubgraphUrls(options.subgraphUrls);
+  const supergraphSdl = withSubgraphUrls(readCommittedSupergraph(), urls);
+  const subgraphFetcher = createSubgraphFetcher();
+  const dataSources: Record<string, AuthForwardingDataSource> = {};
+
+  const gateway = new ApolloGateway({
+    supergraphSdl,
+    buildService: ({ name, url }) =>
+      (dataSources[name] = new AuthForwardingDataSource({ name, url: url ?? urls[name], fetcher: subgraphFetcher.fetcher })),
+    logger: log,
+  });
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    logger: log,
+    includeStacktraceInErrorResponses: false,
+    formatError: (formatted, error) => maskError(formatted, error, log),
+    plugins: [metrics.apolloPlugin],
+  });
+  await apollo.start();
+
+  const routes = new Map<string, RouteHandler>(Object.entries(options.routes ?? {}));
+  const readiness = createReadiness({ databaseUrl: config.DATABASE_URL, subgraphUrls: urls, fetcher: subgraphFetcher.fetcher });
+
+  const handleGraphQL = async (request: IncomingMessage, response: ServerResponse) => {
+    const requestId = requestIdFrom(request.headers);
+    response.setHeader('x-request-id', requestId);
+    const authorization = request.headers.authorization || undefined;
+    try {
+      await authenticate(authorization);
+    } catch (error) {
+      // A token that does not verify never reaches a subgraph.
+      return sendJson(response, 401, { errors: [maskError((error as GraphQLError).toJSON(), error, log)] });
+    }
+    let body: unknown;
+    if (request.method === 'POST') {
+      const read = await readJsonBody(request);
+      if (!read.ok) return sendJson(response, read.status, { errors: [{ message: read.message, extensions: { code: 'BAD_REQUEST' } }] });
+      body = read.body;
+    }
+    const headers = new HeaderMap();
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    const result = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: query === -1 ? '' : url.slice(query), body },
+      context: async () => ({ authorization, requestId }),
+    });
+    await writeGraphQLResponse(response, result);
+  };
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path === GRAPHQL_PATH) return handleGraphQL(request, response);
+    if (path === '/healthz') return sendJson(response, 200, { status: 'alive' });
+    if (path === '/readyz') {
+      const report = await readiness.check();
+      return sendJson(response, report.ready ? 200 : 503, report);
+    }
+    if (path === '/metrics') {
+      response.writeHead(200, { 'content-type': metrics.registry.contentType });
+      return void response.end(await metrics.registry.metrics());
+    }
+    for (const [prefix, handler] of routes) {
+      if (path === prefix || path.startsWith(`${prefix}/`)) return handler(request, response);
+    }
+    sendJson(response, 404, { error: `No route for ${path}` });
+  };
+
+  const httpServer = createServer((request, response) => {
+    handle(request, response).catch((error) => {
+      log.error({ err: error, url: request.url }, 'request failed');
+      if (!response.headersSent) sendJson(response, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      else response.destroy();
+    });
+  });
+
+  const subscriptions = startSubscriptionServer({
+    httpServer,
+    path: GRAPHQL_PATH,
+    supergraphSdl,
+    dataSources,
+    authenticate,
+    requestIdFrom: (request) => requestIdFrom(request.headers),
+    execute: (args, context) => executeOverSocket(apollo, args, context),
+    formatError: (formatted, error) => maskError(formatted, error, log),
+    log,
+  });
+  metrics.observeUpstreamSubscriptions(() => subscriptions.upstreamCount());
+
+  const port = options.port ?? config.PORT ?? DEFAULT_GATEWAY_PORT;
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(port, config.HOST, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const address = httpServer.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const origin = `http://${host}:${address.port}`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    name: 'gateway',
+    url: `${origin}${GRAPHQL_PATH}`,
+    origin,
+    port: address.port,
+    subgraphUrls: urls,
+    mount(prefix, handler) {
+      routes.set(prefix.replace(/\/+$/, ''), handler);
+    },
+    upstreamSubscriptions: () => subscriptions.upstreamCount(),
+    close() {
+      closing ??= (async () => {
+        await subscriptions.close();
+        const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        httpServer.closeIdleConnections();
+        await apollo.stop();
+        httpServer.closeAllConnections();
+        await closed;
+        await Promise.all([readiness.close(), subgraphFetcher.close()]);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Queries and mutations sent over graphql-ws take the same path as over HTTP. */
+async function executeOverSocket(
+  apollo: ApolloServer<GatewayContext>,
+  args: ExecutionArgs,
+  context: GatewayContext,
+): Promise<ExecutionResult> {
+  const response = await apollo.executeOperation(
+    {
+      query: args.document,
+      variables: (args.variableValues ?? undefined) as Record<string, unknown> | undefined,
+      operationName: args.operationName ?? undefined,
+    },
+    { contextValue: context },
+  );
+  if (response.body.kind !== 'single') throw new Error('incremental delivery is not served over graphql-ws');
+  return response.body.singleResult as ExecutionResult;
+}
+
+type BodyRead = { ok: true; body: unknown } | { ok: false; status: number; message: string };
+
+async function readJsonBody(request: IncomingMessage): Promise<BodyRead> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return { ok: false, status: 413, message: `Request body is larger than ${MAX_BODY_BYTES} bytes` };
+    chunks.push(chunk);
+  }
+  const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+  const contentType = request.headers['content-type'] ?? '';
+  // Apollo Server itself answers non-JSON content types (CSRF prevention, 415/400 with a reason).
+  if (!contentType.includes('json')) return { ok: true, body: text };
+  if (text === '') return { ok: true, body: undefined };
+  try {
+    return { ok: true, body: JSON.parse(text) };
+  } catch {
+    return { ok: false, status: 400, message: 'Request body is not valid JSON' };
+  }
+}
+
+async function writeGraphQLResponse(response: ServerResponse, result: HTTPGraphQLResponse): Promise<void> {
+  for (const [name, value] of result.headers) response.setHeader(name, value);
+  response.statusCode = result.status ?? 200;
+  if (result.body.kind === 'complete') {
+    response.end(result.body.string);
+    return;
+  }
+  for await (const chunk of result.body.asyncIterator) response.write(chunk);
+  response.end();
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) });
+  response.end(payload);
+}
