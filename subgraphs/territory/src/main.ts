@@ -1,9 +1,4 @@
-import { loadConfigOrExit } from '@connecte/shared/config';
-import { installShutdownHandlers, startSubgraph } from '@connecte/shared/server';
+import { runSubgraph } from '@connecte/shared/server';
 import { territoryService } from './index.js';
 
-const DEFAULT_PORT = 4001;
-
-const config = loadConfigOrExit();
-const service = await startSubgraph(territoryService, { config, port: config.PORT ?? DEFAULT_PORT });
-installShutdownHandlers(() => service.close());
+await runSubgraph(territoryService, 4001);

@@ -1,5 +1,5 @@
 import { GraphQLScalarType, Kind, valueFromASTUntyped } from 'graphql';
-import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
 import type { RequestContext } from '@connecte/shared/server';
 import type { TerritoryLoaders } from './loaders.js';
 import type { CompetenceDecision, Location, TerritoryService } from './territory-service.js';
