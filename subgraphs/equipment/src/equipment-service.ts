@@ -1,0 +1,467 @@
+import { randomUUID } from 'node:crypto';
+import { actsIn, isPublic, requireRoleIn, type Role, type Viewer } from '@connecte/shared/auth';
+import { Prisma, type Database, type EquipmentKind, type EquipmentStatus } from '@connecte/shared/db';
+import { badInput, notFound, unauthenticated } from '@connecte/shared/errors';
+import type { EventBus } from '@connecte/shared/events';
+import { publishEvent } from '@connecte/shared/events';
+import { connection, decodeCursor, pageSize, type Connection } from '@connecte/shared/pagination';
+import { DETAILS_TYPENAME, validateDetails } from './details.js';
+import type { EquipmentChanges, EquipmentRow, EquipmentStore, NearCircle, SearchCriteria } from './equipment-store.js';
+import type { EquipmentLoaders } from './loaders.js';
+
+/** Who may see a camera's position and attributes, and who may change any asset. */
+const MANAGERS: Role[] = ['operator', 'admin'];
+
+export const EQUIPMENT_CHANGED = 'equipment.changed';
+export type ChangeKind = 'REGISTERED' | 'UPDATED' | 'DECOMMISSIONED';
+
+export interface EquipmentChangedPayload {
+  equipmentId: string;
+  change: ChangeKind;
+  kind: EquipmentKind;
+  status: EquipmentStatus;
+  reason?: string;
+}
+
+/** Readable ids: the kind's prefix then a UUID (e.g. `lp-0b6c…`), unique without coordination. */
+const ID_PREFIX: Record<EquipmentKind, string> = {
+  LIGHT_POINT: 'lp',
+  PRESENCE_DETECTOR: 'pd',
+  CAMERA: 'cam',
+  TRAFFIC_SIGNAL_CONTROLLER: 'tsc',
+  BUS: 'bus',
+  BUS_STOP: 'stop',
+  PARKING_FACILITY: 'park',
+  PARKING_SENSOR: 'psens',
+  AIR_QUALITY_SENSOR: 'aq',
+  HEATING_CONTROLLER: 'heat',
+  ENERGY_METER: 'meter',
+  WIFI_HOTSPOT: 'wifi',
+  ELECTRICAL_CABINET: 'cab',
+  BUILDING: 'bldg',
+};
+
+/** Kinds that move: the only ones allowed without a location. */
+const MOBILE_KINDS: ReadonlySet<EquipmentKind> = new Set(['BUS']);
+
+export const DEFAULT_NEAREST = 10;
+export const MAX_NEAREST = 100;
+const MAX_NEAR_RADIUS_M = 50_000;
+const MAX_POLYGON_POSITIONS = 10_000;
+
+export interface FilterInput {
+  kinds?: EquipmentKind[] | null;
+  collectivityIds?: string[] | null;
+  status?: EquipmentStatus[] | null;
+  dimmable?: boolean | null;
+  bbox?: number[] | null;
+  near?: NearCircle | null;
+  within?: unknown;
+  parentId?: string | null;
+}
+
+export interface PointInput {
+  lon: number;
+  lat: number;
+}
+
+export interface RegisterInput {
+  kind: EquipmentKind;
+  reference: string;
+  name?: string | null;
+  collectivityId: string;
+  location?: PointInput | null;
+  installedOn?: string | null;
+  parentId?: string | null;
+  details?: unknown;
+}
+
+export interface UpdateInput {
+  name?: string | null;
+  status?: EquipmentStatus | null;
+  location?: PointInput | null;
+  details?: unknown;
+  parentId?: string | null;
+}
+
+export interface EquipmentChangeValue {
+  cursor: string;
+  change: ChangeKind;
+  equipment: EquipmentRow | null;
+}
+
+function checkLonLat(lon: number, lat: number, field: string): void {
+  if (!Number.isFinite(lon) || lon < -180 || lon > 180) throw badInput(`${field}lon`, 'must be a longitude in [-180, 180]');
+  if (!Number.isFinite(lat) || lat < -90 || lat > 90) throw badInput(`${field}lat`, 'must be a latitude in [-90, 90]');
+}
+
+function checkText(value: string, field: string, max: number): string {
+  const trimmed = value.trim();
+  if (!trimmed) throw badInput(field, 'must not be empty');
+  if (trimmed.length > max) throw badInput(field, `must be at most ${max} characters`);
+  return trimmed;
+}
+
+/** Structural checks PostGIS would otherwise answer with an internal error or a silent fix. */
+function checkPolygonRings(rings: unknown, field: string, counter: { positions: number }): void {
+  if (!Array.isArray(rings) || rings.length === 0) throw badInput(field, 'a polygon must be a non-empty array of linear rings');
+  for (const ring of rings) {
+    if (!Array.isArray(ring) || ring.length < 4) {
+      throw badInput(field, 'each linear ring must have at least 4 positions');
+    }
+    for (const position of ring) {
+      if (!Array.isArray(position) || position.length < 2 || position.length > 3 || !position.every((n) => typeof n === 'number' && Number.isFinite(n))) {
+        throw badInput(field, 'each position must be [longitude, latitude]');
+      }
+      const [lon, lat] = position as number[];
+      if (lon < -180 || lon > 180 || lat < -90 || lat > 90) {
+        throw badInput(field, `position [${lon}, ${lat}] is outside longitude [-180, 180] / latitude [-90, 90]`);
+      }
+    }
+    const [first, last] = [ring[0] as number[], ring[ring.length - 1] as number[]];
+    if (first[0] !== last[0] || first[1] !== last[1]) {
+      throw badInput(field, 'each linear ring must be closed (last position equal to the first)');
+    }
+    counter.positions += ring.length;
+    if (counter.positions > MAX_POLYGON_POSITIONS) throw badInput(field, `must have at most ${MAX_POLYGON_POSITIONS} positions`);
+  }
+}
+
+/** Collectivities in which `viewer` may see cameras: those where it acts as operator or admin. */
+export const cameraCollectivitiesOf = (viewer: Viewer) => viewer.collectivities.filter((id) => actsIn(viewer, id, MANAGERS));
+
+/**
+ * The rules of the equipment domain: who may see and change what, and what a valid input
+ * is. One instance per request (it holds the caller).
+ */
+export class EquipmentService {
+  /** Collectivities in which the caller may see cameras' positions and attributes. */
+  readonly cameraCollectivities: string[];
+
+  constructor(
+    private readonly viewer: Viewer,
+    private readonly store: EquipmentStore,
+    private readonly db: Database,
+    private readonly loaders: EquipmentLoaders,
+  ) {
+    this.cameraCollectivities = cameraCollectivitiesOf(viewer);
+  }
+
+  /** Whether the caller may see where this asset is and its attributes. */
+  canSee(row: EquipmentRow): boolean {
+    return row.kind !== 'CAMERA' || this.cameraCollectivities.includes(row.collectivityId);
+  }
+
+  byId(id: string): Promise<EquipmentRow | null> {
+    return this.loaders.equipmentById.load(id);
+  }
+
+  /** A hidden camera's parent would place it (e.g. in a building). */
+  parentOf(row: EquipmentRow): Promise<EquipmentRow | null> | null {
+    if (!row.parentId || !this.canSee(row)) return null;
+    return this.loaders.equipmentById.load(row.parentId);
+  }
+
+  /** `details` as the union member of its kind, or null for a hidden camera. */
+  detailsOf(row: EquipmentRow): Record<string, unknown> | null {
+    if (!this.canSee(row)) return null;
+    const typename = DETAILS_TYPENAME[row.kind];
+    if (typename === 'GenericDetails') return { __typename: typename, attributes: row.details };
+    return { ...row.details, __typename: typename, parentId: row.parentId };
+  }
+
+  async search(args: { filter?: FilterInput | null; first?: number | null; after?: string | null }): Promise<Connection<EquipmentRow>> {
+    const limit = pageSize(args.first);
+    const afterId = decodeCursor(args.after);
+    const criteria = await this.criteria(args.filter ?? {});
+    const rows = limit === 0 ? [] : await this.store.search(criteria, limit, afterId);
+    return connection(rows, limit, (row) => row.id, afterId !== null, () => this.store.count(criteria));
+  }
+
+  async children(
+    row: EquipmentRow,
+    args: { kinds?: EquipmentKind[] | null; first?: number | null; after?: string | null },
+  ): Promise<Connection<EquipmentRow>> {
+    const limit = pageSize(args.first);
+    const afterId = decodeCursor(args.after);
+    const kinds = args.kinds ? [...new Set(args.kinds)].sort() : null;
+    if (!this.canSee(row)) {
+      return connection<EquipmentRow>([], limit, (r) => r.id, afterId !== null, async () => 0);
+    }
+    const rows = limit === 0 ? [] : await this.loaders.children.load({ parentId: row.id, kinds, limit, afterId });
+    return connection(rows, limit, (r) => r.id, afterId !== null, () =>
+      this.loaders.childCount.load({ parentId: row.id, kinds }),
+    );
+  }
+
+  async nearest(args: { kind: EquipmentKind; lon: number; lat: number; first?: number | null }) {
+    checkLonLat(args.lon, args.lat, '');
+    const first = args.first ?? DEFAULT_NEAREST;
+    if (!Number.isInteger(first) || first < 0) throw badInput('first', 'must be a whole number ≥ 0');
+    if (first > MAX_NEAREST) throw badInput('first', `must be at most ${MAX_NEAREST}`);
+    if (first === 0) return [];
+    const rows = await this.store.nearest(args.kind, args.lon, args.lat, first, this.cameraCollectivities);
+    return rows.map((row) => ({ equipment: row, distanceMeters: row.distanceMeters }));
+  }
+
+  async countsByKind(args: { collectivityIds?: string[] | null }) {
+    const counts = await this.store.countsByKind(args.collectivityIds ?? null);
+    return (Object.keys(ID_PREFIX) as EquipmentKind[]).map((kind) => ({ kind, count: counts.get(kind) ?? 0 }));
+  }
+
+  /** Validates a filter into SQL-ready criteria; every error names the field at fault. */
+  private async criteria(filter: FilterInput): Promise<SearchCriteria> {
+    const criteria: SearchCriteria = { cameraCollectivities: this.cameraCollectivities };
+    if (filter.kinds) criteria.kinds = filter.kinds;
+    if (filter.collectivityIds) criteria.collectivityIds = filter.collectivityIds;
+    if (filter.status) criteria.status = filter.status;
+    if (filter.dimmable !== null && filter.dimmable !== undefined) criteria.dimmable = filter.dimmable;
+    if (filter.parentId !== null && filter.parentId !== undefined) criteria.parentId = filter.parentId;
+    if (filter.bbox) {
+      const bbox = filter.bbox;
+      if (bbox.length !== 4) throw badInput('filter.bbox', 'must be exactly 4 numbers: [minLon, minLat, maxLon, maxLat]');
+      const [minLon, minLat, maxLon, maxLat] = bbox;
+      if ([minLon, maxLon].some((lon) => lon < -180 || lon > 180)) throw badInput('filter.bbox', 'longitudes must be in [-180, 180]');
+      if ([minLat, maxLat].some((lat) => lat < -90 || lat > 90)) throw badInput('filter.bbox', 'latitudes must be in [-90, 90]');
+      if (!(minLon < maxLon)) throw badInput('filter.bbox', 'minLon must be less than maxLon');
+      if (!(minLat < maxLat)) throw badInput('filter.bbox', 'minLat must be less than maxLat');
+      criteria.bbox = [minLon, minLat, maxLon, maxLat];
+    }
+    if (filter.near) {
+      const { lon, lat, radiusMeters } = filter.near;
+      checkLonLat(lon, lat, 'filter.near.');
+      if (!(radiusMeters > 0) || radiusMeters > MAX_NEAR_RADIUS_M) {
+        throw badInput('filter.near.radiusMeters', `must be > 0 and at most ${MAX_NEAR_RADIUS_M}`);
+      }
+      criteria.near = { lon, lat, radiusMeters };
+    }
+    if (filter.within !== null && filter.within !== undefined) criteria.within = await this.polygon(filter.within, 'filter.within');
+    return criteria;
+  }
+
+  /** A GeoJSON Polygon/MultiPolygon that PostGIS accepts as valid, as text for the query. */
+  private async polygon(value: unknown, field: string): Promise<string> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badInput(field, 'must be a GeoJSON geometry object');
+    const { type, coordinates } = value as { type?: unknown; coordinates?: unknown };
+    const counter = { positions: 0 };
+    if (type === 'Polygon') {
+      checkPolygonRings(coordinates, field, counter);
+    } else if (type === 'MultiPolygon') {
+      if (!Array.isArray(coordinates) || coordinates.length === 0) throw badInput(field, 'a MultiPolygon must have at least one polygon');
+      for (const polygon of coordinates) checkPolygonRings(polygon, field, counter);
+    } else {
+      throw badInput(field, `type must be Polygon or MultiPolygon (got ${JSON.stringify(type ?? null)})`);
+    }
+    const geojson = JSON.stringify({ type, coordinates });
+    const { valid, reason } = await this.store.geometryValidity(geojson);
+    if (!valid) throw badInput(field, `is not a valid geometry: ${reason}`);
+    return geojson;
+  }
+
+  // --- Writes ---
+
+  async register(input: RegisterInput): Promise<EquipmentRow> {
+    requireRoleIn(this.viewer, input.collectivityId, MANAGERS, 'input.collectivityId');
+    const reference = checkText(input.reference, 'input.reference', 64);
+    const name = input.name === null || input.name === undefined ? null : checkText(input.name, 'input.name', 200);
+    const location = input.location ?? null;
+    if (location) checkLonLat(location.lon, location.lat, 'input.location.');
+    else if (!MOBILE_KINDS.has(input.kind)) throw badInput('input.location', `is required for ${input.kind}`);
+    const details = validateDetails(input.kind, input.details ?? {}, 'input.details');
+
+    return this.write(async (tx) => {
+      const scope = await this.store.collectivityScope(tx, input.collectivityId);
+      if (!scope) throw badInput('input.collectivityId', 'is not a known collectivity');
+      const inseeCode = location ? await this.placement(tx, scope, location, 'input.location') : null;
+      if (input.parentId) await this.checkParent(tx, input.kind, input.parentId, null, 'input.parentId');
+      await this.checkLinkedLightPoint(tx, input.kind, details, 'input.details.lightPointId');
+      if (await this.store.referenceTaken(tx, input.collectivityId, reference)) {
+        throw badInput('input.reference', `is already used by another asset of ${input.collectivityId}`);
+      }
+      const row = await this.store.insert(tx, {
+        id: `${ID_PREFIX[input.kind]}-${randomUUID()}`,
+        kind: input.kind,
+        reference,
+        name,
+        collectivityId: input.collectivityId,
+        inseeCode,
+        location,
+        installedOn: input.installedOn ?? null,
+        parentId: input.parentId ?? null,
+        details,
+      });
+      await this.publish(tx, row, 'REGISTERED');
+      return row;
+    });
+  }
+
+  async update(id: string, input: UpdateInput): Promise<EquipmentRow> {
+    this.requireSignedIn();
+    if (Object.values(input).every((value) => value === undefined)) throw badInput('input', 'must change at least one field');
+    if (input.status === 'DECOMMISSIONED') throw badInput('input.status', 'use decommissionEquipment to decommission an asset');
+    if (input.status === null) throw badInput('input.status', 'must not be null');
+    if (input.details === null) throw badInput('input.details', 'must not be null (give the attributes to change)');
+    if (input.location) checkLonLat(input.location.lon, input.location.lat, 'input.location.');
+
+    return this.write(async (tx) => {
+      const current = await this.lockForChange(tx, id);
+      const changes: EquipmentChanges = {};
+      if (input.name !== undefined) changes.name = input.name === null ? null : checkText(input.name, 'input.name', 200);
+      if (input.status) changes.status = input.status;
+      if (input.location !== undefined) {
+        if (input.location === null) {
+          if (!MOBILE_KINDS.has(current.kind)) throw badInput('input.location', `is required for ${current.kind}`);
+          changes.location = null;
+          changes.inseeCode = null;
+        } else {
+          const scope = await this.store.collectivityScope(tx, current.collectivityId);
+          if (!scope) throw badInput('id', 'belongs to an unknown collectivity');
+          changes.inseeCode = await this.placement(tx, scope, input.location, 'input.location');
+          changes.location = input.location;
+        }
+      }
+      if (input.details !== undefined) {
+        if (typeof input.details !== 'object' || Array.isArray(input.details)) throw badInput('input.details', 'must be an object');
+        changes.details = validateDetails(current.kind, { ...current.details, ...(input.details as object) }, 'input.details');
+        await this.checkLinkedLightPoint(tx, current.kind, changes.details, 'input.details.lightPointId');
+      }
+      if (input.parentId !== undefined) {
+        if (input.parentId !== null) await this.checkParent(tx, current.kind, input.parentId, id, 'input.parentId');
+        changes.parentId = input.parentId;
+      }
+      const row = await this.store.update(tx, id, changes);
+      await this.publish(tx, row, 'UPDATED');
+      return row;
+    });
+  }
+
+  async decommission(id: string, reasonInput: string): Promise<EquipmentRow> {
+    this.requireSignedIn();
+    const reason = checkText(reasonInput, 'reason', 500);
+    return this.write(async (tx) => {
+      await this.lockForChange(tx, id);
+      const row = await this.store.decommission(tx, id);
+      await this.publish(tx, row, 'DECOMMISSIONED', reason);
+      return row;
+    });
+  }
+
+  /**
+   * The stream of committed changes. Each event's asset is read afresh (and the request's
+   * loaders are emptied) so a long-lived subscription never serves a cached state.
+   */
+  changes(
+    events: EventBus,
+    args: { collectivityIds?: string[] | null; kinds?: EquipmentKind[] | null; after?: string | null },
+  ): AsyncIterableIterator<{ equipmentChanged: EquipmentChangeValue }> {
+    if (args.after !== null && args.after !== undefined && !/^\d{1,19}$/.test(args.after)) {
+      throw badInput('after', 'is not a cursor returned by equipmentChanged');
+    }
+    const kinds = args.kinds ? new Set(args.kinds) : null;
+    const abort = new AbortController();
+    const source = events.subscribe({
+      topics: [EQUIPMENT_CHANGED],
+      after: args.after ?? undefined,
+      collectivityIds: args.collectivityIds ?? undefined,
+      signal: abort.signal,
+    });
+    const store = this.store;
+    const loaders = this.loaders;
+    const iterator: AsyncIterableIterator<{ equipmentChanged: EquipmentChangeValue }> = {
+      async next() {
+        for (;;) {
+          const next = await source.next();
+          if (next.done) return { done: true, value: undefined };
+          const payload = next.value.payload as Partial<EquipmentChangedPayload>;
+          if (!payload.equipmentId || (kinds && !kinds.has(payload.kind as EquipmentKind))) continue;
+          loaders.clearAll();
+          const [equipment] = await store.byIds([payload.equipmentId]);
+          return {
+            done: false,
+            value: { equipmentChanged: { cursor: next.value.id, change: payload.change as ChangeKind, equipment: equipment ?? null } },
+          };
+        }
+      },
+      async return() {
+        abort.abort();
+        await source.return?.();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  private requireSignedIn(): void {
+    if (isPublic(this.viewer)) throw unauthenticated('sign in to change equipment');
+  }
+
+  /** Locks the asset and checks the caller may change it; nothing is written before this. */
+  private async lockForChange(tx: Tx, id: string): Promise<EquipmentRow> {
+    const current = await this.store.lockById(tx, id);
+    if (!current) throw notFound(`no equipment with id ${id}`, 'id');
+    requireRoleIn(this.viewer, current.collectivityId, MANAGERS, 'id');
+    if (current.status === 'DECOMMISSIONED') throw badInput('id', 'is decommissioned and can no longer change');
+    return current;
+  }
+
+  /** INSEE code of the commune at `location`, which must be one the collectivity may equip. */
+  private async placement(
+    tx: Tx,
+    scope: { municipal: boolean; inseeCode: string | null },
+    location: PointInput,
+    field: string,
+  ): Promise<string> {
+    const inseeCode = await this.store.communeAt(tx, location.lon, location.lat);
+    if (!inseeCode) throw badInput(field, 'is outside the territory');
+    if (scope.municipal && scope.inseeCode !== inseeCode) {
+      throw badInput(field, `is in commune ${inseeCode}, outside the collectivity's own commune (${scope.inseeCode})`);
+    }
+    return inseeCode;
+  }
+
+  private async checkParent(tx: Tx, kind: EquipmentKind, parentId: string, childId: string | null, field: string): Promise<void> {
+    const [parent] = await this.store.byIdsIn(tx, [parentId]);
+    if (!parent) throw badInput(field, `no equipment with id ${parentId}`);
+    if (parent.status === 'DECOMMISSIONED') throw badInput(field, 'is decommissioned');
+    if (kind === 'LIGHT_POINT' && parent.kind !== 'ELECTRICAL_CABINET') {
+      throw badInput(field, `a light point's parent must be an ELECTRICAL_CABINET (got ${parent.kind})`);
+    }
+    if (childId !== null && (await this.store.wouldCycle(tx, childId, parentId))) {
+      throw badInput(field, 'would make the asset its own ancestor');
+    }
+  }
+
+  private async checkLinkedLightPoint(tx: Tx, kind: EquipmentKind, details: Record<string, unknown>, field: string) {
+    if (kind !== 'PRESENCE_DETECTOR' || typeof details.lightPointId !== 'string') return;
+    const [lightPoint] = await this.store.byIdsIn(tx, [details.lightPointId]);
+    if (!lightPoint || lightPoint.kind !== 'LIGHT_POINT') throw badInput(field, `no light point with id ${details.lightPointId}`);
+  }
+
+  private async publish(tx: Tx, row: EquipmentRow, change: ChangeKind, reason?: string): Promise<void> {
+    const payload: EquipmentChangedPayload = { equipmentId: row.id, change, kind: row.kind, status: row.status, ...(reason ? { reason } : {}) };
+    await publishEvent(tx, { topic: EQUIPMENT_CHANGED, collectivityId: row.collectivityId, payload });
+  }
+
+  /** One transaction for the change and its event; a unique-reference race ends as a user error. */
+  private async write<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.prisma.$transaction(work);
+    } catch (error) {
+      if (isUniqueViolation(error, 'equipment_collectivity_id_reference_key')) {
+        throw badInput('input.reference', 'is already used by another asset of this collectivity');
+      }
+      throw error;
+    }
+  }
+}
+
+type Tx = Prisma.TransactionClient;
+
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: string; constraint?: { index?: string } } } } })
+    ?.meta?.driverAdapterError?.cause;
+  return cause?.originalCode === '23505' && cause.constraint?.index === constraint;
+}
