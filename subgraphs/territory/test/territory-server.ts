@@ -4,7 +4,6 @@ import { startSubgraph } from '@connecte/shared/server';
 import { createTestDatabase } from '../../../test/harness.js';
 import { territoryService } from '../src/index.js';
 import { territoryServiceFor, type TerritoryService } from '../src/territory-service.js';
-import { insertTerritoryFixture } from './fixture.js';
 
 export interface TerritoryServer {
   url: string;
@@ -14,9 +13,8 @@ export interface TerritoryServer {
 }
 
 export async function startTerritoryServer(): Promise<TerritoryServer> {
-  const database = await createTestDatabase({ seed: false });
+  const database = await createTestDatabase({ seed: true });
   try {
-    await insertTerritoryFixture(database.url);
     const config = loadConfig({ ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: database.url, PORT: '0' });
     const running = await startSubgraph(territoryService, { config, port: 0 });
     return {
