@@ -154,7 +154,7 @@ export const SEED_COUNTS: Readonly<Record<EquipmentKind, number>> = {
   HEATING_CONTROLLER: 52,
   ENERGY_METER: 52,
   WIFI_HOTSPOT: 40,
-  ELECTRICAL_CABINET: 187,
+  ELECTRICAL_CABINET: 185,
   BUILDING: 52,
 };
 
@@ -367,7 +367,8 @@ function crossingWithTolerance(a: XY, b: XY, c: XY, d: XY, tol: number) {
   const sx = d[0] - c[0];
   const sy = d[1] - c[1];
   const denom = rx * sy - ry * sx;
-  if (denom === 0) return null;
+  // (Nearly) parallel lines — consecutive sections of one axis — never make a junction.
+  if (Math.abs(denom) < 0.1 * Math.hypot(rx, ry) * Math.hypot(sx, sy)) return null;
   const t = ((c[0] - a[0]) * sy - (c[1] - a[1]) * sx) / denom;
   const u = ((c[0] - a[0]) * ry - (c[1] - a[1]) * rx) / denom;
   if (t < -tol || t > 1 + tol || u < -tol || u > 1 + tol) return null;
@@ -450,9 +451,15 @@ export function buildEquipment(communes: CommuneSeed[], streets: StreetSeed[]): 
     const spacing = litLengths[ci] / perCommune[ci];
     const plan = list.map((st) => {
       const ideal = st.length / spacing;
+      // 27–38 m keeps geodesic spacing within 25–40 m whatever the offsets and bends; short
+      // streets that cannot take it use the full 25.5–39.5 m range, or get a single light.
       let lo = Math.ceil(st.length / 38);
       let hi = Math.floor(st.length / 27);
-      if (hi < lo) lo = hi = st.length >= 50 ? 2 : 1;
+      if (hi < lo) {
+        lo = Math.ceil(st.length / 39.5);
+        hi = Math.floor(st.length / 25.5);
+        if (hi < lo) lo = hi = 1;
+      }
       return { st, ideal, lo, hi, k: Math.min(hi, Math.max(lo, Math.round(ideal))) };
     });
     let diff = perCommune[ci] - plan.reduce((sum, p) => sum + p.k, 0);
