@@ -20,7 +20,7 @@
  *   sensors → their on-street facility.
  */
 import { COLLECTIVITIES, COLLECTIVITY_OF_COMMUNE, AGGLO_ID, INSEE, type CommuneSeed } from './territory.js';
-import { SCHOOL_NAMESAKES, SPORTS_HALL_NAMES } from './names.js';
+import { SCHOOL_NAMESAKES, SPORTS_HALL_NAMES, STOP_PLACE_NAMES } from './names.js';
 import { CHALONS_CENTRE, ZONES, type StreetSeed } from './streets.js';
 import { rng, type Rng } from './rng.js';
 import {
@@ -672,15 +672,23 @@ export function buildEquipment(communes: CommuneSeed[], streets: StreetSeed[]): 
     }
     const chosen = spreadPick(candidates, count, (c) => c.xy, [300, 250, 200, 150, 100]);
     const used = new Set<string>();
+    const places = stopRandom.shuffle(STOP_PLACE_NAMES);
     for (const c of chosen) {
-      // Named after the nearest junction on its street (the cross street), else the street.
+      // Named after the cross street of the nearest junction on its street ("Victor Hugo"), or
+      // "street – cross street" when that is taken; a stop with no junction near it (an
+      // entrance road) takes a place name.
       const nearby = junctions
         .filter((j) => j.insee === insee && (j.major === c.street || j.minor === c.street) && dist(j.p, c.xy) < 150)
         .sort((a, b) => dist(a.p, c.xy) - dist(b.p, c.xy))[0];
       const other = nearby ? (nearby.major === c.street ? nearby.minor : nearby.major) : null;
-      let name = other ? shortName(other.name) : shortName(c.street.name);
-      if (used.has(name)) name = `${shortName(c.street.name)} – ${name}`;
-      for (let n = 2; used.has(name); n++) name = `${name.replace(/ \d+$/, '')} ${n}`;
+      const options = other ? [shortName(other.name), `${shortName(c.street.name)} – ${shortName(other.name)}`] : [];
+      if (other && shortName(other.name) === shortName(c.street.name)) options.pop();
+      let name = options.find((o) => !used.has(o));
+      while (!name) {
+        const place = places.shift();
+        if (!place) throw new Error(`bus stops of ${insee}: place names exhausted`);
+        if (!used.has(place)) name = place;
+      }
       used.add(name);
       reg.add('BUS_STOP', AGGLO_ID, { name, inseeCode: insee, xy: c.xy, details: { name, shelter: stopRandom.chance(0.55) } });
       stopPositions.push(c);

@@ -43,7 +43,7 @@ export const STREET_NAMESAKES: readonly string[] = [
   'de Coolus', 'de Compertrix', 'de Matougues', 'de Chepy', 'de Cheniers', 'de Thibie', 'de Veuve',
   'du 8 Mai 1945', 'du 11 Novembre', 'du 14 Juillet', 'de la Libération', 'de la Résistance',
   'de la Paix', 'de la République', 'de la Liberté', "de l'Égalité", 'de la Fraternité',
-  'des Droits de l’Homme', "de l'Europe", 'des Nations', 'des Alliés', 'des Anciens Combattants',
+  "des Droits de l'Homme", "de l'Europe", 'des Nations', 'des Alliés', 'des Anciens Combattants',
   'du Docteur Schweitzer', 'du Docteur Roux', 'du Général Delestraint', 'du Colonel Fabien',
   'du Commandant Charcot', 'du Maréchal Lyautey', 'du Président Wilson', 'du Lieutenant Ferrand',
 ];
@@ -106,5 +106,14 @@ export const SCHOOL_NAMESAKES: readonly string[] = [
 export const SPORTS_HALL_NAMES: readonly string[] = [
   'Gymnase Pierre de Coubertin', 'Gymnase Léo Lagrange', 'Gymnase Jean Bouin', 'Salle Suzanne Lenglen',
   'Gymnase Alain Mimoun', 'Complexe sportif Tony Parker', 'Gymnase Marcel Cerdan', 'Salle Jean Borotra',
-  'Gymnase Roland Garros', 'Salle omnisports Mauricette Ravel', 'Gymnase Georges Carpentier', 'Salle Marie-José Pérec',
+  'Gymnase Roland Garros', 'Salle omnisports Marie Marvingt', 'Gymnase Georges Carpentier', 'Salle Marie-José Pérec',
+];
+
+/** Bus stops with no cross street near them (on entrance roads) take a place name. */
+export const STOP_PLACE_NAMES: readonly string[] = [
+  'Les Grèves', 'Le Mont', 'La Ferme', 'Les Sablons', 'Zone artisanale', 'Les Hauts', 'La Croix',
+  'Le Moulin', 'Le Bois', 'Les Terres Rouges', 'La Vigne', 'Le Calvaire', 'Les Pâtis', 'La Garenne',
+  'Le Pont', 'Les Chaumes', 'La Source', 'Les Ormes', "Le Château d'Eau", "Zone d'activités",
+  'La Sucrerie', 'Les Noues', 'Le Stade', 'La Vallée', 'Les Peupliers', 'Le Carrefour', 'Les Longues Royes',
+  'La Briqueterie', 'Le Cimetière', 'Les Prés Bas',
 ];
