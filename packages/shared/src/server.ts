@@ -1,0 +1,502 @@
+/**
+ * One way to run a subgraph: Apollo Server 5 on a bare node:http server (no framework
+ * in the request path: this server is benchmarked), graphql-ws on the same port and path,
+ * `/healthz`, `/readyz`, `/metrics`, one JSON log line per request, and graceful shutdown.
+ */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
+import {
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+  ApolloServerPluginSchemaReportingDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
+import {
+  getOperationAST,
+  GraphQLError,
+  Kind,
+  parse,
+  validate,
+  type DocumentNode,
+  type GraphQLFormattedError,
+} from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { createAuthenticator, type Viewer } from './auth.js';
+import { loadConfigOrExit, type Config } from './config.js';
+import { createDatabase, type Database } from './db.js';
+import { EventBus } from './events.js';
+import { createLogger, REQUEST_ID_HEADER, requestIdFrom, type Logger } from './log.js';
+import { createMetrics, renderMetrics } from './metrics.js';
+
+export interface RequestContext {
+  viewer: Viewer;
+  requestId: string;
+  /** Child logger carrying the request id. */
+  log: Logger;
+  db: Database;
+  events: EventBus;
+}
+
+export interface SubgraphService<C extends RequestContext = RequestContext> {
+  /** 'territory', 'equipment', ...: names the logs, the metrics and the bus connection. */
+  name: string;
+  /** Federation SDL (graphql-tag). */
+  typeDefs: DocumentNode;
+  resolvers: GraphQLResolverMap<C>;
+  /** Per-request additions (DataLoaders...): called once per HTTP request or ws operation. */
+  extendContext?: (base: RequestContext) => C;
+}
+
+export interface RunningService {
+  name: string;
+  /** http://127.0.0.1:<port>/graphql (HTTP and graphql-ws). */
+  url: string;
+  port: number;
+  db: Database;
+  events: EventBus;
+  close(): Promise<void>;
+}
+
+/** Codes a client may see as they are; anything else is masked as INTERNAL_SERVER_ERROR. */
+export const CLIENT_ERROR_CODES = new Set([
+  'BAD_USER_INPUT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'RATE_LIMITED',
+  // Apollo's own request errors
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'OPERATION_RESOLUTION_FAILURE',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+]);
+
+const isClientError = (code: unknown) => typeof code === 'string' && CLIENT_ERROR_CODES.has(code);
+
+function masked(error: GraphQLFormattedError): GraphQLFormattedError {
+  return {
+    message: 'Internal server error',
+    ...(error.locations ? { locations: error.locations } : {}),
+    ...(error.path ? { path: error.path } : {}),
+    extensions: { code: 'INTERNAL_SERVER_ERROR' },
+  };
+}
+
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+const DRAIN_TIMEOUT_MS = 10_000;
+const WS_CLOSE_TIMEOUT_MS = 2_000;
+const READY_TIMEOUT_MS = 2_000;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const requestError = (message: string) => ({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > MAX_BODY_BYTES) return Promise.reject(new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        chunks.length = 0;
+        req.removeAllListeners('data');
+        req.resume(); // discard the rest; the response closes the connection
+        reject(new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`));
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** Per-request facts gathered by the Apollo plugin for the request's log line. */
+interface OperationInfo {
+  name: string | null;
+  type: string;
+  outcome: 'ok' | 'error';
+  errorCodes: string[];
+}
+
+export async function startSubgraph<C extends RequestContext>(
+  service: SubgraphService<C>,
+  options: {
+    config: Config;
+    /** 0 = ephemeral; default config.PORT, else ephemeral. */
+    port?: number;
+    /** A database shared with the caller, who then closes it; by default the service opens its own. */
+    db?: Database;
+    /** By default a logger for `service.name` at config.LOG_LEVEL on stdout. */
+    log?: Logger;
+  },
+): Promise<RunningService> {
+  const { config } = options;
+  const log = options.log ?? createLogger(service.name, config);
+  const db = options.db ?? createDatabase(config);
+  const events = new EventBus(db.pool, log.child({ component: 'event-bus' }));
+  const metrics = createMetrics(service.name);
+  const authenticate = createAuthenticator(config);
+  const schema = buildSubgraphSchema([{ typeDefs: service.typeDefs, resolvers: service.resolvers as GraphQLResolverMap<unknown> }]);
+  const operations = new WeakMap<object, OperationInfo>();
+
+  function contextFor(viewer: Viewer, requestId: string): C {
+    const base: RequestContext = { viewer, requestId, log: log.child({ requestId }), db, events };
+    try {
+      return service.extendContext ? service.extendContext(base) : (base as C);
+    } catch (error) {
+      base.log.error({ err: error }, 'context creation failed');
+      throw error;
+    }
+  }
+
+  const observe: ApolloServerPlugin<C> = {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) {
+            if (!isClientError(error.extensions?.code)) {
+              contextValue.log.error({ err: unwrapResolverError(error), path: error.path }, 'unexpected error');
+            }
+          }
+        },
+        async willSendResponse({ request, operation, operationName, errors }) {
+          const info: OperationInfo = {
+            name: operationName ?? null,
+            type: operation?.operation ?? 'unknown',
+            outcome: errors?.length ? 'error' : 'ok',
+            errorCodes: errors?.map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR')) ?? [],
+          };
+          // Keyed by the HTTP request object: Apollo hands plugins a shallow copy of the context.
+          if (request.http) operations.set(request.http, info);
+          metrics.graphqlOperations.inc({ type: info.type, outcome: info.outcome });
+        },
+      };
+    },
+  };
+
+  const apollo = new ApolloServer<C>({
+    schema,
+    introspection: true,
+    includeStacktraceInErrorResponses: false,
+    stopOnTerminationSignals: false, // entry points install their own handlers
+    logger: {
+      debug: (message) => log.debug(String(message)),
+      info: (message) => log.info(String(message)),
+      warn: (message) => log.warn(String(message)),
+      error: (message) => log.error(String(message)),
+    },
+    formatError: (formatted) => (isClientError(formatted.extensions?.code) ? formatted : masked(formatted)),
+    plugins: [
+      observe,
+      // No Apollo Studio: nothing leaves the machine, and no per-request tracing cost.
+      ApolloServerPluginInlineTraceDisabled(),
+      ApolloServerPluginUsageReportingDisabled(),
+      ApolloServerPluginSchemaReportingDisabled(),
+      ...(config.NODE_ENV === 'production' ? [ApolloServerPluginLandingPageDisabled()] : []),
+    ],
+  });
+  await apollo.start();
+
+  let closing = false;
+
+  async function handleGraphQL(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, search: string) {
+    const method = req.method ?? 'GET';
+    let body: unknown;
+    if (method === 'POST') {
+      if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+        req.resume();
+        return sendJson(res, 415, requestError('content-type must be application/json'));
+      }
+      const text = await readBody(req);
+      try {
+        body = JSON.parse(text);
+      } catch (error) {
+        return sendJson(res, 400, requestError(`request body is not valid JSON: ${(error as Error).message}`));
+      }
+    }
+    const headers = new HeaderMap();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const httpGraphQLRequest = { method: method.toUpperCase(), headers, search, body };
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest,
+      context: async () => contextFor(await authenticate(req.headers.authorization), requestId),
+    });
+    for (const [key, value] of response.headers) res.setHeader(key, value);
+    res.statusCode = response.status ?? 200;
+    if (response.body.kind === 'complete') {
+      res.end(response.body.string);
+    } else {
+      for await (const chunk of response.body.asyncIterator) res.write(chunk);
+      res.end();
+    }
+    return operations.get(httpGraphQLRequest);
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const started = performance.now();
+    const requestId = requestIdFrom(req.headers);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    if (closing) res.setHeader('connection', 'close');
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    let route = 'other';
+    let operation: OperationInfo | undefined;
+    try {
+      if (path === '/graphql') {
+        route = '/graphql';
+        operation = (await handleGraphQL(req, res, requestId, q === -1 ? '' : url.slice(q))) ?? undefined;
+      } else if (path === '/healthz') {
+        route = path;
+        sendJson(res, 200, { status: 'ok' });
+      } else if (path === '/readyz') {
+        route = path;
+        try {
+          await Promise.race([
+            db.pool.query('SELECT 1'),
+            new Promise((_, reject) => setTimeout(() => reject(new Error('database did not answer within 2 s')), READY_TIMEOUT_MS).unref()),
+          ]);
+          sendJson(res, 200, { status: 'ready' });
+        } catch (error) {
+          sendJson(res, 503, { status: 'unavailable', reason: `database: ${(error as Error).message}` });
+        }
+      } else if (path === '/metrics') {
+        route = path;
+        const { contentType, body } = await renderMetrics(metrics);
+        res.writeHead(200, { 'content-type': contentType }).end(body);
+      } else {
+        sendJson(res, 404, { error: `no route ${path}: try /graphql, /healthz, /readyz or /metrics` });
+      }
+    } catch (error) {
+      if (error instanceof HttpError) {
+        res.setHeader('connection', 'close');
+        sendJson(res, error.status, requestError(error.message));
+      } else {
+        log.error({ requestId, err: error }, 'request failed');
+        if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+        else res.destroy();
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const method = req.method === 'GET' || req.method === 'POST' ? req.method : 'other';
+    metrics.httpRequestDuration.observe({ method, route, status: res.statusCode }, seconds);
+    if (route === '/graphql' || route === 'other' || res.statusCode >= 500) {
+      const level = res.statusCode >= 500 ? 'error' : 'info';
+      log[level](
+        {
+          requestId,
+          method,
+          path: route === 'other' ? path.slice(0, 200) : route,
+          status: res.statusCode,
+          durationMs: Math.round(seconds * 1e5) / 100,
+          ...(operation ? { operationName: operation.name, operationType: operation.type, outcome: operation.outcome } : {}),
+          ...(operation?.errorCodes.length ? { errorCodes: operation.errorCodes } : {}),
+        },
+        'request',
+      );
+    } else {
+      log.debug({ requestId, path: route, status: res.statusCode }, 'request');
+    }
+  }
+
+  const server = http.createServer((req, res) => void handle(req, res));
+
+  // --- graphql-ws, same port and path ----------------------------------------------
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  server.on('upgrade', (req, socket, head) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/graphql' || closing) {
+      socket.end(`HTTP/1.1 ${closing ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  type Connection = { viewer?: Viewer; requestId?: string };
+  const formatForClient = (error: GraphQLError, requestLog: Logger): GraphQLFormattedError => {
+    if (isClientError(error.extensions?.code)) return error.toJSON();
+    // Variable coercion errors come back from graphql-js without a code; Apollo calls them BAD_USER_INPUT.
+    if (error.nodes?.[0]?.kind === Kind.VARIABLE_DEFINITION && !error.path) {
+      return { ...error.toJSON(), extensions: { ...error.extensions, code: 'BAD_USER_INPUT' } };
+    }
+    requestLog.error({ err: unwrapResolverError(error), path: error.path }, 'unexpected error');
+    return masked(error.toJSON());
+  };
+  const withCode = (errors: readonly GraphQLError[], code: string) =>
+    errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code } }));
+
+  const wsServer = useServer<Record<string, unknown> | undefined, Connection>(
+    {
+      schema,
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams ?? {};
+        const fromParams = params.authorization ?? params.Authorization;
+        const authorization = typeof fromParams === 'string' ? fromParams : ctx.extra.request.headers.authorization;
+        try {
+          ctx.extra.viewer = await authenticate(authorization);
+        } catch (error) {
+          // 4401 with the reason, rather than graphql-ws' generic 4403 "Forbidden".
+          ctx.extra.socket.close(4401, `Unauthorized: ${(error as Error).message}`.slice(0, 120));
+          return false;
+        }
+        ctx.extra.requestId = requestIdFrom(ctx.extra.request.headers);
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return withCode([error as GraphQLError], 'GRAPHQL_PARSE_FAILED');
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return withCode(errors, 'GRAPHQL_VALIDATION_FAILED');
+        if (!getOperationAST(document, payload.operationName)) {
+          return [new GraphQLError('Unable to identify the operation to run', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })];
+        }
+        // The gateway may name each operation it forwards over one connection.
+        const requested = (payload.extensions as { requestId?: unknown } | undefined)?.requestId;
+        const requestId = typeof requested === 'string' ? requestIdFrom({ [REQUEST_ID_HEADER]: requested }) : ctx.extra.requestId!;
+        let contextValue: C;
+        try {
+          contextValue = contextFor(ctx.extra.viewer!, requestId);
+        } catch {
+          return [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
+        }
+        return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
+      },
+      onOperation: (_ctx, _id, payload, args, result) => {
+        const type = getOperationAST(args.document, payload.operationName)?.operation ?? 'unknown';
+        const failed = 'errors' in (result as object) && Boolean((result as { errors?: unknown[] }).errors?.length);
+        metrics.graphqlOperations.inc({ type, outcome: failed ? 'error' : 'ok' });
+        (args.contextValue as C).log.info(
+          { operationName: payload.operationName ?? null, operationType: type, outcome: failed ? 'error' : 'ok', transport: 'ws' },
+          'ws operation',
+        );
+      },
+      onNext: (_ctx, _id, _payload, args, result) => {
+        if (!result.errors) return;
+        const requestLog = (args.contextValue as C).log;
+        return { ...result, errors: result.errors.map((e) => formatForClient(e, requestLog)) };
+      },
+      onError: (ctx, _id, _payload, errors) => {
+        metrics.graphqlOperations.inc({ type: 'unknown', outcome: 'error' });
+        return errors.map((e) => formatForClient(e, log.child({ requestId: ctx.extra.requestId })));
+      },
+    },
+    wss,
+  );
+
+  await events.start();
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? config.PORT ?? 0, config.HOST, () => {
+      server.off('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
+  log.info({ url }, `${service.name} subgraph listening`);
+
+  let closed: Promise<void> | null = null;
+  return {
+    name: service.name,
+    url,
+    port,
+    db,
+    events,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Idle keep-alive connections go now; busy ones as soon as their response is sent.
+        const idleSweep = setInterval(() => server.closeIdleConnections(), 50);
+        server.closeIdleConnections();
+        const wsTimer = setTimeout(() => wss.clients.forEach((ws: WebSocket) => ws.terminate()), WS_CLOSE_TIMEOUT_MS);
+        try {
+          await wsServer.dispose();
+        } catch (error) {
+          log.warn({ err: error }, 'closing websockets failed');
+        }
+        clearTimeout(wsTimer);
+        const drainTimer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
+        await httpClosed;
+        clearTimeout(drainTimer);
+        clearInterval(idleSweep);
+        await apollo.stop();
+        await events.close();
+        if (!options.db) await db.close();
+        log.info(`${service.name} subgraph stopped`);
+      })();
+      return closed;
+    },
+  };
+}
+
+/**
+ * For entry points: SIGINT/SIGTERM run `close` once, then exit (1 if it fails or takes
+ * longer than `timeoutMs`); a second signal exits at once. Returns an uninstaller.
+ */
+export function installShutdownHandlers(
+  close: () => Promise<void>,
+  log?: Pick<Logger, 'info' | 'error'>,
+  timeoutMs = 15_000,
+): () => void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log?.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log?.error(`shutdown took longer than ${timeoutMs} ms`);
+      process.exit(1);
+    }, timeoutMs).unref();
+    close().then(
+      () => process.exit(0),
+      (error) => {
+        log?.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+/** A subgraph's `main.ts` in one line: validated config, start, shutdown on signals. */
+export async function runSubgraph<C extends RequestContext>(service: SubgraphService<C>, defaultPort: number): Promise<RunningService> {
+  const config = loadConfigOrExit();
+  const running = await startSubgraph(service, { config, port: config.PORT ?? defaultPort });
+  installShutdownHandlers(running.close, createLogger(service.name, config));
+  return running;
+}
