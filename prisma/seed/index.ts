@@ -243,8 +243,10 @@ async function countRows(client: pg.PoolClient): Promise<Record<string, number>>
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href;
 if (isMain) {
+  // Only DATABASE_URL matters here: validate it alone (same rules and default as the services),
+  // so that an unrelated variable (e.g. JWT_SECRET in production) cannot stop a seed.
   const { loadConfigOrExit } = await import('@connecte/shared/config');
-  const { DATABASE_URL } = loadConfigOrExit();
+  const { DATABASE_URL } = loadConfigOrExit({ DATABASE_URL: process.env.DATABASE_URL });
   const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
   try {
     const result = await seed(pool, { log: (msg) => console.log(msg) });
