@@ -95,12 +95,19 @@ const whereClause = (parts: Prisma.Sql[]) => (parts.length ? Prisma.sql`WHERE ${
 
 /**
  * One page in id order: `limit + 1` rows so the caller knows whether another page exists.
+ * The page's ids are chosen first and only those rows are projected: when the planner
+ * sorts many matches (a wide bbox, stale statistics) it then sorts bare ids instead of
+ * computing coordinates and details for every match.
  * Exported so the near-search bench EXPLAINs and times exactly this statement.
  */
 export function searchQuery(criteria: SearchCriteria, limit: number, afterId: string | null): Prisma.Sql {
   const parts = conditions(criteria);
   if (afterId !== null) parts.push(Prisma.sql`e.id > ${afterId}`);
-  return Prisma.sql`SELECT ${COLUMNS} FROM equipment e ${whereClause(parts)} ORDER BY e.id LIMIT ${limit + 1}`;
+  return Prisma.sql`
+    SELECT ${COLUMNS}
+    FROM (SELECT e.id FROM equipment e ${whereClause(parts)} ORDER BY e.id LIMIT ${limit + 1}) page
+    JOIN equipment e ON e.id = page.id
+    ORDER BY e.id`;
 }
 
 /** Same filter as searchQuery, without the cursor: the total across pages. */
