@@ -185,6 +185,24 @@ describe('event bus', () => {
     }
   });
 
+  it('a slow live consumer falls back to reading the table, and still gets everything in order', async () => {
+    const bus = new EventBus(pool, log);
+    await bus.start();
+    try {
+      const iterator = bus.subscribe({ topics: ['t8'] });
+      const ids = await inTransaction((client) =>
+        publishEvents(client, Array.from({ length: 2_600 }, (_, n) => ({ topic: 't8', collectivityId: null, payload: n }))),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300)); // let the bus run ahead of the consumer
+      const queued = [...(bus as unknown as { subscribers: Set<{ queue: unknown[] }> }).subscribers][0].queue.length;
+      assert.ok(queued <= 1_500, `queue grew to ${queued}`);
+      const events = reader(iterator);
+      for (const id of ids) assert.equal((await events.next()).id, id);
+    } finally {
+      await bus.close();
+    }
+  });
+
   it('filters by topic and collectivity', async () => {
     const bus = new EventBus(pool, log);
     await bus.start();
@@ -227,6 +245,10 @@ describe('event bus', () => {
       const started = Date.now();
       assert.equal((await events.next()).id, third);
       assert.ok(Date.now() - started < 2_000, 'not woken by NOTIFY after reconnecting');
+      // As after a database restart: every connection of the bus (LISTEN and pooled) is cut.
+      await pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+      const fourth = await publish('t5', 'fourth');
+      assert.equal((await events.next(8_000)).id, fourth);
     } finally {
       await bus.close();
     }

@@ -256,7 +256,12 @@ describe('startSubgraph', () => {
       const second = await publish('second');
       const two = await iterator.next();
       assert.deepEqual(two.value?.data?.thingChanged, { id: second, name: 'second' });
+      // Completing the operation on the client ends the bus subscription on the server.
+      const subscribers = () => (running.events as unknown as { subscribers: Set<unknown> }).subscribers.size;
+      assert.equal(subscribers(), 1);
       await iterator.return?.();
+      for (let n = 0; n < 50 && subscribers() > 0; n++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(subscribers(), 0);
     });
 
     it('reports validation errors on the operation without closing the socket', async () => {
