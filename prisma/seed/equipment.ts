@@ -154,7 +154,7 @@ export const SEED_COUNTS: Readonly<Record<EquipmentKind, number>> = {
   HEATING_CONTROLLER: 52,
   ENERGY_METER: 52,
   WIFI_HOTSPOT: 40,
-  ELECTRICAL_CABINET: 185,
+  ELECTRICAL_CABINET: 193,
   BUILDING: 52,
 };
 

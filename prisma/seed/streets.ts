@@ -5,8 +5,8 @@
  * rectangle is split along its longer side, at 38–62 % of it, while it is larger than the
  * block size wanted at its centre — small near the centre (dense old town), larger towards the
  * edge. Every split line is a street (ending in T-junctions on the lines of the larger blocks),
- * and long split lines are the town's avenues. Châlons also gets its radial entrance avenues
- * (which run on into the neighbouring communes) and two rings of boulevards. Every line is then
+ * and long split lines are the town's avenues. Châlons also gets two rings of boulevards and
+ * its radial entrance avenues (from the inner ring out into the neighbouring communes). Every line is then
  * clipped to each commune it crosses: a street crossing a border becomes one row per commune,
  * with the same name.
  *
@@ -15,7 +15,7 @@
  */
 import { AVENUE_NAMESAKES, INNER_BOULEVARDS, OUTER_BOULEVARDS, RADIAL_AVENUES, STREET_KINDS, STREET_NAMESAKES } from './names.js';
 import { rng, type Rng } from './rng.js';
-import { circleRing, clipToRing, polylineLength, toXY, type LonLat, type XY } from './geo.js';
+import { circleRing, clipToRing, polylineLength, segmentCrossing, toXY, type LonLat, type XY } from './geo.js';
 import { INSEE, type CommuneSeed } from './territory.js';
 
 export type StreetClass = 'BOULEVARD' | 'AVENUE' | 'STREET';
@@ -123,18 +123,30 @@ function zoneLines(zone: Zone, random: Rng): RawLine[] {
   return lines;
 }
 
-/** Châlons' radial entrance avenues, each with one gentle bend, 250 m to 5.5 km from the centre. */
-function radialLines(random: Rng): RawLine[] {
+/**
+ * Châlons' radial entrance avenues: from the inner ring of boulevards (they start on it, a
+ * T-junction) out to 5.5 km from the centre, with one gentle bend.
+ */
+function radialLines(random: Rng, innerRing: RawLine[]): RawLine[] {
   const c = toXY(CHALONS_CENTRE);
   return RADIAL_AVENUES.map(({ name, bearing }) => {
     const at = (r: number, deg: number): XY => {
       const a = (deg * Math.PI) / 180;
       return [c[0] + r * Math.sin(a), c[1] + r * Math.cos(a)];
     };
+    let start: XY | null = null;
+    const far = at(2200, bearing);
+    for (const arc of innerRing) {
+      for (let i = 1; i < arc.line.length && !start; i++) {
+        const hit = segmentCrossing(c, far, arc.line[i - 1], arc.line[i]);
+        if (hit) start = [c[0] + (far[0] - c[0]) * hit.t, c[1] + (far[1] - c[1]) * hit.t];
+      }
+    }
+    if (!start) throw new Error(`${name} does not meet the inner boulevards`);
     const bend = bearing + random.range(-9, 9);
     const mid = at(2200, bearing);
     const end: XY = [mid[0] + 3300 * Math.sin((bend * Math.PI) / 180), mid[1] + 3300 * Math.cos((bend * Math.PI) / 180)];
-    const line: XY[] = [at(250, bearing), at(1100, bearing), mid, end];
+    const line: XY[] = [start, at(1100, bearing), mid, end];
     return { line, cls: 'AVENUE' as const, name };
   });
 }
@@ -205,11 +217,8 @@ export function buildStreets(communes: CommuneSeed[]): StreetSeed[] {
   const allocators = new Map(withStreets.map((c) => [c.code, new NameAllocator(rng(`street-names:${c.code}`))]));
 
   // Lines that belong to no particular town (named already): clipped to every commune with streets.
-  const shared: RawLine[] = [
-    ...ringLines(700, 640, INNER_BOULEVARDS, 15),
-    ...ringLines(2100, 1900, OUTER_BOULEVARDS, 40),
-    ...radialLines(random),
-  ];
+  const inner = ringLines(700, 640, INNER_BOULEVARDS, 15);
+  const shared: RawLine[] = [...inner, ...ringLines(2100, 1900, OUTER_BOULEVARDS, 40), ...radialLines(random, inner)];
   for (const allocator of allocators.values()) for (const line of shared) allocator.reserve(line.name!);
 
   const pieces = new Map<string, { name: string; cls: StreetClass; line: XY[] }[]>(withStreets.map((c) => [c.code, []]));
