@@ -204,8 +204,8 @@ export class EquipmentService {
     return rows.map((row) => ({ equipment: row, distanceMeters: row.distanceMeters }));
   }
 
-  async countsByKind(args: { collectivityIds?: string[] | null }) {
-    const counts = await this.store.countsByKind(args.collectivityIds ?? null);
+  async countsByKind(args: { collectivityIds?: string[] | null; status?: EquipmentStatus[] | null }) {
+    const counts = await this.store.countsByKind({ collectivityIds: args.collectivityIds ?? null, status: args.status ?? null });
     return (Object.keys(ID_PREFIX) as EquipmentKind[]).map((kind) => ({ kind, count: counts.get(kind) ?? 0 }));
   }
 
@@ -347,16 +347,14 @@ export class EquipmentService {
   }
 
   /**
-   * The stream of committed changes. Each event's asset is read afresh (and the request's
+   * The stream of committed changes (the bus rejects an `after` that is not an event id).
+   * Each event's asset is read afresh (and the request's
    * loaders are emptied) so a long-lived subscription never serves a cached state.
    */
   changes(
     events: EventBus,
     args: { collectivityIds?: string[] | null; kinds?: EquipmentKind[] | null; after?: string | null },
   ): AsyncIterableIterator<{ equipmentChanged: EquipmentChangeValue }> {
-    if (args.after !== null && args.after !== undefined && !/^\d{1,19}$/.test(args.after)) {
-      throw badInput('after', 'is not a cursor returned by equipmentChanged');
-    }
     const kinds = args.kinds ? new Set(args.kinds) : null;
     const abort = new AbortController();
     const source = events.subscribe({

@@ -209,9 +209,10 @@ export class EquipmentStore {
       LIMIT ${first}`;
   }
 
-  async countsByKind(collectivityIds: string[] | null): Promise<Map<EquipmentKind, number>> {
-    const parts = [Prisma.sql`e.status <> 'DECOMMISSIONED'`];
-    if (collectivityIds) parts.push(Prisma.sql`e.collectivity_id = ANY(${collectivityIds}::text[])`);
+  async countsByKind(filter: { collectivityIds: string[] | null; status: EquipmentStatus[] | null }): Promise<Map<EquipmentKind, number>> {
+    const parts: Prisma.Sql[] = [];
+    if (filter.collectivityIds) parts.push(Prisma.sql`e.collectivity_id = ANY(${filter.collectivityIds}::text[])`);
+    if (filter.status) parts.push(Prisma.sql`e.status = ANY(${filter.status}::equipment_status[])`);
     const rows = await this.prisma.$queryRaw<{ kind: EquipmentKind; count: number }[]>`
       SELECT e.kind::text AS kind, count(*)::int AS count FROM equipment e ${whereClause(parts)} GROUP BY e.kind`;
     return new Map(rows.map((row) => [row.kind, row.count]));

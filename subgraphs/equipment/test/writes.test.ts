@@ -196,6 +196,11 @@ describe('equipment writes', () => {
       const [replayed] = await resumed.waitFor(1);
       assert.equal(replayed.data.equipmentChanged.equipment.id, 'cam-1');
       assert.equal(cameras.received.length, 1, 'the light point change was filtered out by kind');
+
+      const badCursor = subscribe('subscription { equipmentChanged(after: "not-a-cursor") { cursor } }');
+      const [rejected] = await badCursor.waitFor(1);
+      assert.equal(rejected.errors[0].extensions.code, 'BAD_USER_INPUT');
+      assert.equal(rejected.errors[0].extensions.field, 'after');
     } finally {
       await Promise.all(clients.map((client) => client.dispose()));
     }
