@@ -242,4 +242,31 @@ describe('equipment search', () => {
     assert.equal(data.missing, null);
     assert.deepEqual(data._entities, [{ id: 'lp-0001', kind: 'LIGHT_POINT' }, { id: 'cab-2', kind: 'ELECTRICAL_CABINET' }, null]);
   });
+
+  it('costs a fixed number of SQL statements whatever the page size (every relation batched)', async () => {
+    const pool = env.service.db.pool;
+    const original = pool.query;
+    let statements = 0;
+    pool.query = function (this: typeof pool, ...args: unknown[]) {
+      statements++;
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof pool.query;
+    const cost = async (first: number) => {
+      const before = statements;
+      const response = await env.gql(`{ equipmentSearch(filter: { kinds: [LIGHT_POINT, PRESENCE_DETECTOR] }, first: ${first}) { totalCount edges { node {
+        id parent { id children(first: 3) { totalCount edges { node { id } } } }
+        details { ... on LightPointDetails { cabinet { id } } ... on PresenceDetectorDetails { lightPoint { id parent { id } } } } } } } }`);
+      assert.equal(response.errors, undefined, JSON.stringify(response.errors));
+      assert.equal(response.data.equipmentSearch.edges.length, first);
+      return statements - before;
+    };
+    try {
+      const small = await cost(5);
+      const large = await cost(100);
+      assert.equal(large, small, `${small} statements for 5 nodes, ${large} for 100`);
+      assert.ok(large >= 4 && large <= 6, `${large} statements`);
+    } finally {
+      pool.query = original;
+    }
+  });
 });
