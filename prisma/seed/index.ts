@@ -91,6 +91,8 @@ export async function seed(pool: pg.Pool, options: { log?: (msg: string) => void
     await verify(client);
     const counts = await countRows(client);
     await client.query('COMMIT');
+    // Fresh rows have no planner statistics: without them spatial searches pick poor plans.
+    await client.query('ANALYZE');
     log(
       `seed: ${counts.commune} communes, ${counts.street} streets, ${counts.equipment} equipment ` +
         `(${counts.LIGHT_POINT} light points) in ${Math.round(performance.now() - started)} ms`,

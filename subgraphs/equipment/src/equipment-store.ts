@@ -249,15 +249,10 @@ export class EquipmentStore {
     return row.insee;
   }
 
-  /**
-   * Whether a collectivity exists and, when municipal, which commune it governs.
-   * Territory publishes no function for this yet, so this reads its `collectivity` row
-   * directly (the one place this domain does); replace with territory's contract once
-   * it publishes one.
-   */
+  /** Whether a collectivity exists and, when municipal, which commune it governs (territory's published contract). */
   async collectivityScope(tx: Queryable, id: string): Promise<{ municipal: boolean; inseeCode: string | null } | null> {
     const [row] = await tx.$queryRaw<{ municipal: boolean; inseeCode: string | null }[]>`
-      SELECT kind::text = 'COMMUNE' AS municipal, insee_code AS "inseeCode" FROM collectivity WHERE id = ${id}`;
+      SELECT municipal, commune_insee AS "inseeCode" FROM territory_collectivity_scope(${id})`;
     return row ?? null;
   }
 
