@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Fetcher } from './fetcher.js';
 
 export interface ReadinessReport {
-  ready: boolean;
+  status: 'ready' | 'unavailable';
   /** `ok`, or why the dependency is not ready. */
   checks: Record<string, string>;
   /** The dependencies that failed, by name (`database`, `subgraph:<name>`). */
@@ -67,7 +67,7 @@ export function createReadiness(options: {
         }),
       );
       const failed = outcomes.filter(([, outcome]) => outcome !== 'ok').map(([name]) => name);
-      return { ready: failed.length === 0, checks: Object.fromEntries(outcomes), failed };
+      return { status: failed.length === 0 ? 'ready' : 'unavailable', checks: Object.fromEntries(outcomes), failed };
     },
     close: () => pool.end(),
   };

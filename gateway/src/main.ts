@@ -10,4 +10,4 @@ log.info(
   { url: gateway.url, subgraphs: gateway.subgraphUrls, health: `${gateway.origin}/healthz`, ready: `${gateway.origin}/readyz`, metrics: `${gateway.origin}/metrics` },
   `gateway ready at ${gateway.url} (HTTP and graphql-ws)`,
 );
-installShutdownHandlers(() => gateway.close());
+installShutdownHandlers(() => gateway.close(), log);

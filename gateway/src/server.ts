@@ -1,7 +1,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
+import {
+  ApolloServerPluginLandingPageDisabled,
+  ApolloServerPluginSchemaReportingDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
 import type { ExecutionArgs, ExecutionResult, GraphQLError } from 'graphql';
 import { createAuthenticator } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
@@ -69,8 +75,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     gateway,
     logger: log,
     includeStacktraceInErrorResponses: false,
+    stopOnTerminationSignals: false, // entry points install their own handlers
     formatError: (formatted, error) => maskError(formatted, error, log),
-    plugins: [metrics.apolloPlugin],
+    plugins: [
+      metrics.apolloPlugin,
+      // No Apollo Studio: nothing leaves the machine.
+      ApolloServerPluginUsageReportingDisabled(),
+      ApolloServerPluginSchemaReportingDisabled(),
+      ...(config.NODE_ENV === 'production' ? [ApolloServerPluginLandingPageDisabled()] : []),
+    ],
   });
   await apollo.start();
 
@@ -106,15 +119,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await writeGraphQLResponse(response, result);
   };
 
-  const handle = async (request: IncomingMessage, response: ServerResponse) => {
-    const url = request.url ?? '/';
-    const query = url.indexOf('?');
-    const path = query === -1 ? url : url.slice(0, query);
+  const route = async (request: IncomingMessage, response: ServerResponse, path: string) => {
     if (path === GRAPHQL_PATH) return handleGraphQL(request, response);
-    if (path === '/healthz') return sendJson(response, 200, { status: 'alive' });
+    if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
     if (path === '/readyz') {
       const report = await readiness.check();
-      return sendJson(response, report.ready ? 200 : 503, report);
+      return sendJson(response, report.status === 'ready' ? 200 : 503, report);
     }
     if (path === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -123,16 +133,40 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     for (const [prefix, handler] of routes) {
       if (path === prefix || path.startsWith(`${prefix}/`)) return handler(request, response);
     }
-    sendJson(response, 404, { error: `No route for ${path}` });
+    sendJson(response, 404, { error: `No route for ${path}: try /graphql, /healthz, /readyz or /metrics` });
   };
 
-  const httpServer = createServer((request, response) => {
-    handle(request, response).catch((error) => {
-      log.error({ err: error, url: request.url }, 'request failed');
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const started = performance.now();
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    try {
+      await route(request, response, path);
+    } catch (error) {
+      log.error({ err: error, path }, 'request failed');
       if (!response.headersSent) sendJson(response, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
       else response.destroy();
-    });
-  });
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const method = request.method === 'GET' || request.method === 'POST' ? request.method : 'other';
+    const routeName = path === GRAPHQL_PATH || path === '/healthz' || path === '/readyz' || path === '/metrics' ? path : 'other';
+    metrics.httpRequestDuration.observe({ method, route: routeName, status: response.statusCode }, seconds);
+    if (routeName === GRAPHQL_PATH || response.statusCode >= 500) {
+      log[response.statusCode >= 500 ? 'error' : 'info'](
+        {
+          requestId: response.getHeader('x-request-id'),
+          method,
+          path: routeName,
+          status: response.statusCode,
+          durationMs: Math.round(seconds * 1e5) / 100,
+        },
+        'request',
+      );
+    }
+  };
+
+  const httpServer = createServer((request, response) => void handle(request, response));
 
   const subscriptions = startSubscriptionServer({
     httpServer,

@@ -80,11 +80,12 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
       schema: apiGraphQLSchema,
       async onConnect(ctx) {
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
-        const authorization = typeof raw === 'string' && raw !== '' ? raw : undefined;
+        const authorization = (typeof raw === 'string' ? raw : ctx.extra.request.headers.authorization) || undefined;
         try {
           await options.authenticate(authorization);
         } catch (error) {
-          options.log.debug({ err: error }, 'graphql-ws connection refused: invalid token');
+          // 4401 with the reason, as the subgraphs do, rather than graphql-ws' generic 4403 "Forbidden".
+          ctx.extra.socket.close(4401, `Unauthorized: ${(error as Error).message}`.slice(0, 120));
           return false;
         }
         ctx.extra.context = { authorization, requestId: options.requestIdFrom(ctx.extra.request) };
@@ -148,6 +149,8 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
             query: primary.operation,
             operationName: primary.operationName ?? undefined,
             variables: pick(variables, primary.variableUsages ?? []),
+            // The subgraph logs the operation under the caller's request id.
+            extensions: { requestId: context.requestId },
           },
           primary.serviceName,
           {
@@ -241,7 +244,7 @@ class UpstreamSubscription implements AsyncIterableIterator<ExecutionResult> {
 
   constructor(
     client: Client,
-    payload: { query: string; operationName?: string; variables: Record<string, unknown> },
+    payload: { query: string; operationName?: string; variables: Record<string, unknown>; extensions: Record<string, unknown> },
     private readonly serviceName: string,
     private readonly counter: { opened(): void; closed(): void },
   ) {

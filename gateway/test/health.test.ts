@@ -1,0 +1,88 @@
+/**
+ * /healthz says the process is alive; /readyz says it can serve: the database answers and every
+ * subgraph answers `{ __typename }`. A subgraph that is down makes it 503, naming the subgraph.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startSubgraph, type RunningService } from '@connecte/shared/server';
+import { territoryService } from '@connecte/subgraph-territory';
+import { equipmentService } from '@connecte/subgraph-equipment';
+import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
+import { testConfig } from '../../test/hub.js';
+import type { ReadinessReport } from '../src/health.js';
+import { startGateway, type RunningGateway } from '../src/server.js';
+
+describe('gateway health and readiness', () => {
+  let db: TestDatabase;
+  let territory: RunningService;
+  let equipment: RunningService;
+  let gateway: RunningGateway;
+
+  before(async () => {
+    db = await createTestDatabase({ seed: false });
+    const config = testConfig(db.url);
+    territory = await startSubgraph(territoryService, { config, port: 0 });
+    equipment = await startSubgraph(equipmentService, { config, port: 0 });
+    gateway = await startGateway({ config, port: 0, subgraphUrls: { territory: territory.url, equipment: equipment.url } });
+  });
+  after(async () => {
+    await gateway?.close();
+    await Promise.all([territory?.close(), equipment?.close()]);
+    await db?.drop();
+  });
+
+  it('/healthz answers 200', async () => {
+    const response = await fetch(`${gateway.origin}/healthz`);
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), { status: 'ok' });
+  });
+
+  it('/readyz answers 200 when the database and every subgraph answer', async () => {
+    const response = await fetch(`${gateway.origin}/readyz`);
+    const report = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(report));
+    assert.deepEqual(report, {
+      status: 'ready',
+      checks: { database: 'ok', 'subgraph:territory': 'ok', 'subgraph:equipment': 'ok' },
+      failed: [],
+    });
+  });
+
+  it('/metrics exposes Prometheus metrics of the gateway', async () => {
+    await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' });
+    const response = await fetch(`${gateway.origin}/metrics`);
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    assert.match(text, /graphql_operations_total\{[^}]*type="query"[^}]*\} \d+/);
+    assert.match(text, /gateway_upstream_subscriptions\{service="gateway"\} 0/);
+  });
+
+  it('/readyz answers 503 naming the subgraph that is down, and 200 again when it is back', async () => {
+    const port = Number(new URL(equipment.url).port);
+    await equipment.close();
+    const down = await fetch(`${gateway.origin}/readyz`);
+    const report = (await down.json()) as ReadinessReport;
+    assert.equal(down.status, 503);
+    assert.deepEqual(report.failed, ['subgraph:equipment']);
+    assert.equal(report.checks['subgraph:territory'], 'ok');
+    assert.match(report.checks['subgraph:equipment'], /ECONNREFUSED/);
+
+    equipment = await startSubgraph(equipmentService, { config: testConfig(db.url), port });
+    const up = await fetch(`${gateway.origin}/readyz`);
+    assert.equal(up.status, 200, JSON.stringify(await up.clone().json()));
+    await up.arrayBuffer();
+  });
+
+  it('/readyz answers 503 naming the database when it cannot be reached', async () => {
+    const config = testConfig(db.url.replace(/\/[^/]+$/, '/connecte_no_such_database'));
+    const orphan = await startGateway({ config, port: 0, subgraphUrls: { territory: territory.url, equipment: equipment.url } });
+    try {
+      const response = await fetch(`${orphan.origin}/readyz`);
+      const report = (await response.json()) as ReadinessReport;
+      assert.equal(response.status, 503);
+      assert.deepEqual(report.failed, ['database']);
+    } finally {
+      await orphan.close();
+    }
+  });
+});
