@@ -144,12 +144,32 @@ describe('gateway federating territory and equipment', () => {
     assert.match(fresh.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
   });
 
-  it('answers 400 for a body that is not JSON, and 404 for an unknown path', async () => {
+  it('answers 400 for a body that is not JSON, 413 for a body over 1 MiB, and 404 for an unknown path', async () => {
     const bad = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": ' });
     assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as any).errors[0].extensions.code, 'BAD_REQUEST');
+    const huge = await fetch(gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{ __typename } # ${'x'.repeat(1024 * 1024)}` }),
+    });
+    assert.equal(huge.status, 413);
+    await huge.arrayBuffer();
     const missing = await fetch(`${gateway.origin}/nowhere`);
     assert.equal(missing.status, 404);
     await missing.arrayBuffer();
+  });
+
+  it('serves a module mounted under a prefix, and nothing else under it', async () => {
+    gateway.mount('/opendata/', (request, response) => {
+      response.writeHead(200, { 'content-type': 'text/plain' }).end(`open data: ${request.url}`);
+    });
+    const mounted = await fetch(`${gateway.origin}/opendata/equipment.geojson?x=1`);
+    assert.equal(mounted.status, 200);
+    assert.equal(await mounted.text(), 'open data: /opendata/equipment.geojson?x=1');
+    const prefixOnly = await fetch(`${gateway.origin}/opendatax`);
+    assert.equal(prefixOnly.status, 404);
+    await prefixOnly.arrayBuffer();
   });
 });
 

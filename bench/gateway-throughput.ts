@@ -1,0 +1,258 @@
+/**
+ * Gateway throughput: the same equipment query sent to the equipment subgraph directly, through a
+ * stock Apollo gateway, and through ours, in one run on one fresh seeded database.
+ *
+ *   npm run bench:gateway                          # 10 s per target after a 3 s warm-up
+ *   npm run bench:gateway -- --duration 5 --rounds 2
+ *   npm run bench:gateway -- --profile             # --cpu-prof of our gateway, into bench/results/
+ *
+ * Layout: every service runs in a process of its own (subgraphs in one, each gateway in one);
+ * autocannon (50 connections, no pipelining) runs in this process, which does nothing else while
+ * it measures. All of them share the machine's cores with PostgreSQL, so the ratios, not the
+ * absolute figures, are what this measures. "stock" is what Apollo's documentation sets up:
+ * `startStandaloneServer` + `ApolloGateway` with its default `RemoteGraphQLDataSource`
+ * (make-fetch-happen); "ours" is `startGateway` (node:http, undici pool, token check).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+/** The part of autocannon's API used here (the package ships no types). */
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+const autocannon = createRequire(import.meta.url)('autocannon') as (options: {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+  connections: number;
+  pipelining: number;
+  duration: number;
+}) => Promise<AutocannonResult>;
+
+const QUERY = process.env.BENCH_QUERY ??
+  '{ equipmentSearch(filter: { kinds: [LIGHT_POINT] }, first: 20) { totalCount edges { node { id reference status location { coordinates } } } } }';
+const CONNECTIONS = 50;
+const THIS_FILE = fileURLToPath(import.meta.url);
+const ROOT = path.resolve(path.dirname(THIS_FILE), '..');
+/** Services run as in production (graphql-js skips its development checks), quietly. */
+const SERVICE_ENV = {
+  NODE_ENV: 'production',
+  JWT_SECRET: 'bench-only-secret-not-used-anywhere-else',
+  LOG_LEVEL: 'warn',
+  PORT: '0',
+};
+
+const { values: args } = parseArgs({
+  options: {
+    role: { type: 'string', default: 'orchestrator' },
+    kind: { type: 'string' },
+    db: { type: 'string' },
+    territory: { type: 'string' },
+    equipment: { type: 'string' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '1' },
+    profile: { type: 'boolean', default: false },
+  },
+});
+
+/** A child announces its URLs with one `READY <json>` line on stdout. */
+function announce(urls: Record<string, string>): void {
+  process.stdout.write(`READY ${JSON.stringify(urls)}\n`);
+}
+
+async function runSubgraphs(): Promise<void> {
+  const { loadConfig } = await import('@connecte/shared/config');
+  const { startSubgraph, installShutdownHandlers } = await import('@connecte/shared/server');
+  const { territoryService } = await import('@connecte/subgraph-territory');
+  const { equipmentService } = await import('@connecte/subgraph-equipment');
+  const config = loadConfig({ ...process.env, DATABASE_URL: args.db! });
+  const territory = await startSubgraph(territoryService, { config, port: 0 });
+  const equipment = await startSubgraph(equipmentService, { config, port: 0 });
+  installShutdownHandlers(async () => {
+    await Promise.all([territory.close(), equipment.close()]);
+  });
+  announce({ territory: territory.url, equipment: equipment.url });
+}
+
+async function runGateway(): Promise<void> {
+  const { loadConfig } = await import('@connecte/shared/config');
+  const { installShutdownHandlers } = await import('@connecte/shared/server');
+  const config = loadConfig({ ...process.env, DATABASE_URL: args.db! });
+  const subgraphUrls = { territory: args.territory!, equipment: args.equipment! };
+  if (args.kind === 'ours') {
+    const { startGateway } = await import('@connecte/gateway');
+    const gateway = await startGateway({ config, port: 0, subgraphUrls });
+    installShutdownHandlers(() => gateway.close());
+    announce({ url: gateway.url });
+    return;
+  }
+  const { ApolloGateway } = await import('@apollo/gateway');
+  const { ApolloServer } = await import('@apollo/server');
+  const { startStandaloneServer } = await import('@apollo/server/standalone');
+  const { readCommittedSupergraph, withSubgraphUrls } = await import('../gateway/src/compose.js');
+  const gateway = new ApolloGateway({ supergraphSdl: withSubgraphUrls(readCommittedSupergraph(), subgraphUrls) });
+  const server = new ApolloServer({ gateway });
+  const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
+  installShutdownHandlers(() => server.stop());
+  announce({ url });
+}
+
+interface Child {
+  process: ChildProcess;
+  urls: Record<string, string>;
+}
+
+function startChild(role: string, extra: string[], nodeFlags: string[] = []): Promise<Child> {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', THIS_FILE, '--role', role, ...extra], {
+    cwd: ROOT,
+    env: { ...process.env, ...SERVICE_ENV },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.startsWith('READY ')) resolve({ process: child, urls: JSON.parse(line.slice(6)) });
+      else process.stdout.write(`[${role}] ${line}\n`);
+    });
+    child.once('exit', (code) => reject(new Error(`${role} exited (${code}) before it was ready`)));
+  });
+}
+
+async function stopChild(child: Child): Promise<void> {
+  if (child.process.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.process.once('exit', resolve));
+  child.process.kill('SIGTERM');
+  await exited;
+}
+
+const body = JSON.stringify({ query: QUERY });
+const headers = { 'content-type': 'application/json' };
+
+/** The answer must be the real one (20 light points), or the figures would measure errors. */
+async function check(name: string, url: string): Promise<void> {
+  const response = await fetch(url, { method: 'POST', headers, body });
+  const result = (await response.json()) as { data?: { equipmentSearch?: { edges: unknown[] } }; errors?: unknown };
+  if (response.status !== 200 || result.errors || result.data?.equipmentSearch?.edges.length !== 20) {
+    throw new Error(`${name} does not answer the benchmark query properly: ${response.status} ${JSON.stringify(result).slice(0, 500)}`);
+  }
+}
+
+/** CPU seconds a process has used so far (Linux /proc; null elsewhere). */
+function cpuSeconds(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), counted from the state field (3).
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+const CLOCK_TICKS_PER_SECOND = 100;
+
+interface Measure {
+  requestsPerSecond: number;
+  /** CPU milliseconds per request spent in the subgraphs' process, and in the gateway's (if any). */
+  subgraphCpuMs: number | null;
+  gatewayCpuMs: number | null;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function load(url: string, seconds: number, subgraphs?: Child, gateway?: Child): Promise<Measure> {
+  const before = [cpuSeconds(subgraphs?.process.pid), cpuSeconds(gateway?.process.pid)];
+  const result = await autocannon({ url, method: 'POST', headers, body, connections: CONNECTIONS, pipelining: 1, duration: seconds });
+  const after = [cpuSeconds(subgraphs?.process.pid), cpuSeconds(gateway?.process.pid)];
+  const perRequest = (i: number) =>
+    before[i] === null || after[i] === null ? null : (1000 * (after[i]! - before[i]!)) / (result.requests.average * seconds);
+  return {
+    requestsPerSecond: result.requests.average,
+    subgraphCpuMs: perRequest(0),
+    gatewayCpuMs: perRequest(1),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+async function orchestrate(): Promise<void> {
+  const duration = Number(args.duration);
+  const warmup = Number(args.warmup);
+  const rounds = Number(args.rounds);
+  const { createTestDatabase } = await import('../test/harness.js');
+  const database = await createTestDatabase({ seed: true });
+  const children: Child[] = [];
+  try {
+    const subgraphs = await startChild('subgraphs', ['--db', database.url]);
+    children.push(subgraphs);
+    const gatewayArgs = ['--db', database.url, '--territory', subgraphs.urls.territory, '--equipment', subgraphs.urls.equipment];
+    const profileDir = path.join(ROOT, 'bench', 'results');
+    if (args.profile) mkdirSync(profileDir, { recursive: true });
+    const stock = await startChild('gateway', ['--kind', 'stock', ...gatewayArgs]);
+    children.push(stock);
+    const ours = await startChild(
+      'gateway',
+      ['--kind', 'ours', ...gatewayArgs],
+      args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    );
+    children.push(ours);
+
+    const targets = [
+      { name: 'direct (equipment subgraph)', url: subgraphs.urls.equipment, gateway: undefined },
+      { name: 'stock Apollo gateway', url: stock.urls.url, gateway: stock },
+      { name: 'our gateway', url: ours.urls.url, gateway: ours },
+    ];
+    for (const target of targets) await check(target.name, target.url);
+
+    console.log(
+      `gateway throughput — node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ` +
+        `${CONNECTIONS} connections, ${warmup} s warm-up + ${duration} s per target, ${rounds} round(s)\n` +
+        'processes: subgraphs | stock gateway | our gateway | autocannon (this one) | PostgreSQL — all on the same cores\n' +
+        `query: ${QUERY}\n`,
+    );
+    for (let round = 1; round <= rounds; round++) {
+      const results: Record<string, Measure> = {};
+      for (const target of targets) {
+        await load(target.url, warmup);
+        results[target.name] = await load(target.url, duration, subgraphs, target.gateway);
+      }
+      const direct = results[targets[0].name].requestsPerSecond;
+      console.log(`round ${round}`);
+      for (const target of targets) {
+        const m = results[target.name];
+        const cpu = (ms: number | null) => (ms === null ? '   ?' : ms.toFixed(2).padStart(5));
+        console.log(
+          `  ${target.name.padEnd(28)} ${m.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${String(m.p50).padStart(4)} ms   p99 ${String(m.p99).padStart(4)} ms` +
+            `   CPU/request: subgraphs ${cpu(m.subgraphCpuMs)} ms` +
+            (target.gateway ? `, gateway ${cpu(m.gatewayCpuMs)} ms` : '') +
+            (m.non2xx || m.errors ? `   non-2xx ${m.non2xx}, errors ${m.errors}` : ''),
+        );
+      }
+      const ratio = (name: string) => ((100 * results[name].requestsPerSecond) / direct).toFixed(1);
+      console.log(`  ours/direct  ${ratio(targets[2].name)} %   (target ≥ 45 %)`);
+      console.log(`  stock/direct ${ratio(targets[1].name)} %\n`);
+    }
+  } finally {
+    for (const child of children.reverse()) await stopChild(child);
+    await database.drop();
+    if (args.profile) console.log(`CPU profile of our gateway: bench/results/*.cpuprofile`);
+  }
+}
+
+if (args.role === 'subgraphs') await runSubgraphs();
+else if (args.role === 'gateway') await runGateway();
+else await orchestrate();
