@@ -2,13 +2,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ApolloGateway } from '@apollo/gateway';
-import { ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLResponse } from '@apollo/server';
 import {
   ApolloServerPluginLandingPageDisabled,
   ApolloServerPluginSchemaReportingDisabled,
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
-import type { ExecutionArgs, ExecutionResult, GraphQLError } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { createAuthenticator } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
 import { createLogger, requestIdFrom } from '@connecte/shared/log';
@@ -79,6 +79,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     formatError: (formatted, error) => maskError(formatted, error, log),
     plugins: [
       metrics.apolloPlugin,
+      subscriptionsOverWebSocketOnly,
       // No Apollo Studio: nothing leaves the machine.
       ApolloServerPluginUsageReportingDisabled(),
       ApolloServerPluginSchemaReportingDisabled(),
@@ -180,7 +181,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     requestIdFrom: (request) => requestIdFrom(request.headers),
     execute: (args, context) => executeOverSocket(apollo, args, context),
     formatError: (formatted, error) => maskError(formatted, error, log),
-    log,
   });
   metrics.observeUpstreamSubscriptions(() => subscriptions.upstreamCount());
 
@@ -221,6 +221,20 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     },
   };
 }
+
+/** @apollo/gateway cannot execute a subscription: over HTTP, say where subscriptions are served. */
+const subscriptionsOverWebSocketOnly: ApolloServerPlugin<GatewayContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ operation }) {
+        if (operation?.operation !== 'subscription') return;
+        throw new GraphQLError('Subscriptions are served over graphql-ws (graphql-transport-ws protocol) on this same URL', {
+          extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+        });
+      },
+    };
+  },
+};
 
 /** Queries and mutations sent over graphql-ws take the same path as over HTTP. */
 async function executeOverSocket(

@@ -23,11 +23,6 @@ import type { GatewayContext } from './data-source.js';
  * executor, with the primary fetch answered by the event.
  */
 
-export interface SubscriptionLog {
-  debug(object: object, message: string): void;
-  warn(object: object, message: string): void;
-}
-
 export interface SubscriptionServerOptions {
   httpServer: Server;
   path: string;
@@ -41,7 +36,6 @@ export interface SubscriptionServerOptions {
   /** Queries and mutations sent over the socket take the HTTP path's executor. */
   execute(args: ExecutionArgs, context: GatewayContext): Promise<ExecutionResult>;
   formatError(error: GraphQLFormattedError, original: unknown): GraphQLFormattedError;
-  log: SubscriptionLog;
 }
 
 export interface SubscriptionServer {
@@ -74,7 +68,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
   );
   let upstreamCount = 0;
 
-  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path });
+  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path, maxPayload: 1024 * 1024 });
   const disposable = useServer<Record<string, unknown>, ConnectionState>(
     {
       schema: apiGraphQLSchema,

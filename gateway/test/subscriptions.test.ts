@@ -129,6 +129,13 @@ describe('subscriptions through the gateway', () => {
     await until(() => subgraphSubscribers() === 0, 'the equipment subgraph to stop streaming');
   });
 
+  it('answers a subscription sent over HTTP with 400 saying where subscriptions are served', async () => {
+    const response = await gql(gateway.url, CHANGES);
+    assert.equal(response.status, 400);
+    assert.equal(response.errors?.[0].extensions?.code, 'BAD_REQUEST');
+    assert.match(response.errors?.[0].message ?? '', /graphql-ws/);
+  });
+
   it('serves queries over the same socket', async () => {
     const client = connect();
     const result = await new Promise<any>((resolve, reject) => {
