@@ -130,7 +130,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
             operationFromDocument(apiSchema, args.document, { operationName: args.operationName ?? undefined }),
           );
         } catch (error) {
-          return { errors: [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)] };
+          return { errors: [asGraphQLError(error)] };
         }
         if (plan.node?.kind !== 'Subscription') {
           return { errors: [new GraphQLError('Expected a subscription operation')] };
@@ -311,7 +311,13 @@ class FederatedSubscription implements AsyncIterableIterator<ExecutionResult> {
     if (event.done) return event;
     // An event that is only errors (the subgraph refused or ended the stream) has nothing to complete.
     if (!event.value.data) return event;
-    return { value: await this.complete(event.value), done: false };
+    try {
+      return { value: await this.complete(event.value), done: false };
+    } catch (error) {
+      // One event that cannot be completed must not end the stream (nor leave the upstream open,
+      // which a rejected `next()` would: for-await does not call `return()` then).
+      return { value: { data: null, errors: [asGraphQLError(error)] }, done: false };
+    }
   }
 
   return(): Promise<IteratorResult<ExecutionResult>> {
@@ -325,6 +331,10 @@ class FederatedSubscription implements AsyncIterableIterator<ExecutionResult> {
   [Symbol.asyncIterator](): this {
     return this;
   }
+}
+
+function asGraphQLError(error: unknown): GraphQLError {
+  return error instanceof GraphQLError ? error : new GraphQLError((error as Error)?.message ?? String(error), { originalError: error as Error });
 }
 
 function toExecutionResult(event: { data?: unknown; errors?: readonly GraphQLFormattedError[] }): ExecutionResult {

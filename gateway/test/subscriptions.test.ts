@@ -176,6 +176,29 @@ describe('subscriptions through the gateway', () => {
     });
   }
 
+  it('reports an owning subgraph that cannot be reached as an error naming it, and holds nothing open', async () => {
+    const orphan = await startGateway({
+      config,
+      port: 0,
+      subgraphUrls: { territory: territory.url, equipment: 'http://127.0.0.1:9/graphql' },
+    });
+    try {
+      const client = createClient({ url: orphan.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+      clients.push(client);
+      const results: any[] = [];
+      await new Promise<void>((resolve, reject) => {
+        client.subscribe({ query: CHANGES }, { next: (result) => results.push(result), error: reject, complete: resolve });
+      });
+      assert.equal(results.length, 1, JSON.stringify(results));
+      assert.equal(results[0].errors[0].extensions.code, 'SUBSCRIPTION_UPSTREAM_CLOSED');
+      assert.equal(results[0].errors[0].extensions.serviceName, 'equipment');
+      assert.doesNotMatch(results[0].errors[0].message, /127\.0\.0\.1|:9\b/);
+      assert.equal(orphan.upstreamSubscriptions(), 0);
+    } finally {
+      await orphan.close();
+    }
+  });
+
   it('reports a subgraph refusal of the subscription as a GraphQL error with its code', async () => {
     const client = connect();
     const result = await new Promise<any>((resolve, reject) => {
