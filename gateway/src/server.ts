@@ -193,7 +193,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     });
   });
   const address = httpServer.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  // Listening on every interface: advertise the loopback address, which always reaches it.
+  const bound = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
+  const host = bound.includes(':') ? `[${bound}]` : bound;
   const origin = `http://${host}:${address.port}`;
 
   let closing: Promise<void> | undefined;
