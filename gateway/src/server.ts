@@ -88,7 +88,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   await apollo.start();
 
-  const routes = new Map<string, RouteHandler>(Object.entries(options.routes ?? {}));
+  const routes = new Map<string, RouteHandler>();
+  const mount = (prefix: string, handler: RouteHandler) => void routes.set(prefix.replace(/\/+$/, ''), handler);
+  for (const [prefix, handler] of Object.entries(options.routes ?? {})) mount(prefix, handler);
   const readiness = createReadiness({ databaseUrl: config.DATABASE_URL, subgraphUrls: urls, fetcher: subgraphFetcher.fetcher });
 
   const handleGraphQL = async (request: IncomingMessage, response: ServerResponse) => {
@@ -205,9 +207,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     origin,
     port: address.port,
     subgraphUrls: urls,
-    mount(prefix, handler) {
-      routes.set(prefix.replace(/\/+$/, ''), handler);
-    },
+    mount,
     upstreamSubscriptions: () => subscriptions.upstreamCount(),
     close() {
       closing ??= (async () => {
