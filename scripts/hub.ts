@@ -75,6 +75,8 @@ connecte-hub is running
   GraphQL (HTTP + graphql-ws)  ${gatewayUrl}/graphql
   health                       ${gatewayUrl}/healthz   ${gatewayUrl}/readyz
   metrics                      ${gatewayUrl}/metrics
+  open data (DCAT catalogue)   ${gatewayUrl}/opendata/catalog.jsonld
+  open data (equipment)        ${gatewayUrl}/opendata/equipment.geojson
 ${SUBGRAPHS.map((s) => `  subgraph ${s.name.padEnd(20)}${subgraphUrl(s.name)}`).join('\n')}
   MQTT uplinks (simulator)     ${config.MQTT_URL}  connecte/<collectivityId>/<equipmentId>/up
 Development token: npm run token -- --role operator --collectivity chalons

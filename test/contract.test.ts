@@ -78,6 +78,16 @@ describe('issue 2 contract through the gateway', () => {
     assert.ok(response.data.equipmentSearch.edges.every((e: any) => e.node.location.coordinates.length === 2));
   });
 
+  it('serves the open data under /opendata on the gateway, without cameras', async () => {
+    const origin = url.replace(/\/graphql$/, '');
+    const catalog = await fetch(`${origin}/opendata/catalog.jsonld`);
+    assert.equal(catalog.status, 200);
+    const geojson = (await (await fetch(`${origin}/opendata/equipment.geojson?kind=LIGHT_POINT`)).json()) as any;
+    const { rows } = await pool.query<{ count: string }>(`SELECT count(*) FROM equipment WHERE kind = 'LIGHT_POINT' AND status <> 'DECOMMISSIONED'`);
+    assert.equal(geojson.features.length, Number(rows[0].count));
+    assert.equal((await fetch(`${origin}/opendata/equipment.geojson?kind=CAMERA`)).status, 400);
+  });
+
   describe('bad input', () => {
     const counts = async () => {
       const { rows } = await pool.query<{ equipment: string; events: string; updated: string }>(

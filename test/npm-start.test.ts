@@ -74,6 +74,9 @@ it('npm start sets up a fresh database and runs the whole hub with a live simula
     assert.equal(response.data.collectivities.length, 4);
     assert.equal(response.data.equipmentSearch.totalCount, 7290);
 
+    const opendata = await fetch(`http://127.0.0.1:${gatewayPort}/opendata/catalog.jsonld`);
+    assert.equal(opendata.status, 200, 'the open-data module is served by the gateway');
+
     const { topic, payload } = await uplink;
     assert.match(topic, /^connecte\/(chalons|fagnieres|saint-martin-sur-le-pre|chalons-agglo)\/[^/]+\/up$/);
     assert.ok(Array.isArray(payload) && payload.length > 0, 'a SenML pack');

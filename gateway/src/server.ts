@@ -9,6 +9,8 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import pg from 'pg';
+import { createOpendataHandler } from '@connecte/opendata';
 import { createAuthenticator } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
 import { createLogger, requestIdFrom } from '@connecte/shared/log';
@@ -91,6 +93,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const routes = new Map<string, RouteHandler>();
   const mount = (prefix: string, handler: RouteHandler) => void routes.set(prefix.replace(/\/+$/, ''), handler);
   for (const [prefix, handler] of Object.entries(options.routes ?? {})) mount(prefix, handler);
+  // The open-data module is served under /opendata on the gateway's port (DESIGN.md runtime contract).
+  const opendataPool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
+  opendataPool.on('error', (error) => log.warn({ err: error }, 'open-data database connection lost'));
+  const opendata = createOpendataHandler({ pool: opendataPool });
+  if (!routes.has('/opendata')) {
+    mount('/opendata', async (request, response) => {
+      if (!(await opendata(request, response))) sendJson(response, 404, { error: `No route for ${request.url}` });
+    });
+  }
   const readiness = createReadiness({ databaseUrl: config.DATABASE_URL, subgraphUrls: urls, fetcher: subgraphFetcher.fetcher });
 
   const handleGraphQL = async (request: IncomingMessage, response: ServerResponse) => {
@@ -217,7 +228,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         await apollo.stop();
         httpServer.closeAllConnections();
         await closed;
-        await Promise.all([readiness.close(), subgraphFetcher.close()]);
+        await Promise.all([readiness.close(), subgraphFetcher.close(), opendataPool.end()]);
       })();
       return closing;
     },
