@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { createDatabase, Prisma, type Database } from '@connecte/shared/db';
 import { createTestDatabase } from '../test/harness.js';
 import { searchQuery, type SearchCriteria } from '../subgraphs/equipment/src/equipment-store.js';
+import { mulberry32 } from '../prisma/seed/rng.js';
 
 const ROWS = 100_000;
 const CENTRES = 200;
@@ -20,15 +21,6 @@ const PAGE = 50;
 const TERRITORY = { minLon: 4.25, maxLon: 4.48, minLat: 48.88, maxLat: 49.03 };
 const KINDS = ['LIGHT_POINT', 'LIGHT_POINT', 'LIGHT_POINT', 'PRESENCE_DETECTOR', 'BUS_STOP', 'ELECTRICAL_CABINET', 'CAMERA'];
 
-/** Seeded PRNG: every run measures the same points and centres. */
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = mulberry32(20261125);
 const randomPoint = () => ({
   lon: TERRITORY.minLon + random() * (TERRITORY.maxLon - TERRITORY.minLon),

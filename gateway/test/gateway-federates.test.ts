@@ -7,11 +7,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { startSubgraph, type RunningService } from '@connecte/shared/server';
-import { territoryService } from '@connecte/subgraph-territory';
-import { equipmentService } from '@connecte/subgraph-equipment';
+import type { RunningService } from '@connecte/shared/server';
 import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { gql, testConfig, tokenFor } from '../../test/hub.js';
+import { gql, startHub, testConfig, tokenFor, type Hub } from '../../test/hub.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 
 const SPANNING = `{ equipmentSearch(filter: { kinds: [LIGHT_POINT] }, first: 3) {
@@ -37,17 +35,16 @@ describe('gateway federating territory and equipment', () => {
   let territory: RunningService;
   let equipment: RunningService;
   let gateway: RunningGateway;
+  let hub: Hub;
 
   before(async () => {
     db = await createTestDatabase({ seed: true });
-    config = testConfig(db.url);
-    territory = await startSubgraph(territoryService, { config, port: 0 });
-    equipment = await startSubgraph(equipmentService, { config, port: 0 });
-    gateway = await startGateway({ config, port: 0, subgraphUrls: { territory: territory.url, equipment: equipment.url } });
+    hub = await startHub(db.url);
+    ({ config, gateway } = hub);
+    ({ territory, equipment } = hub.subgraphs);
   });
   after(async () => {
-    await gateway?.close();
-    await Promise.all([territory?.close(), equipment?.close()]);
+    await hub?.close();
     await db?.drop();
   });
 

@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSubgraph, type RunningService } from '@connecte/shared/server';
-import { territoryService } from '@connecte/subgraph-territory';
 import { equipmentService } from '@connecte/subgraph-equipment';
 import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { testConfig } from '../../test/hub.js';
+import { startHub, testConfig, type Hub } from '../../test/hub.js';
 import type { ReadinessReport } from '../src/health.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 
@@ -17,17 +16,16 @@ describe('gateway health and readiness', () => {
   let territory: RunningService;
   let equipment: RunningService;
   let gateway: RunningGateway;
+  let hub: Hub;
 
   before(async () => {
     db = await createTestDatabase({ seed: false });
-    const config = testConfig(db.url);
-    territory = await startSubgraph(territoryService, { config, port: 0 });
-    equipment = await startSubgraph(equipmentService, { config, port: 0 });
-    gateway = await startGateway({ config, port: 0, subgraphUrls: { territory: territory.url, equipment: equipment.url } });
+    hub = await startHub(db.url);
+    ({ gateway } = hub);
+    ({ territory, equipment } = hub.subgraphs);
   });
   after(async () => {
-    await gateway?.close();
-    await Promise.all([territory?.close(), equipment?.close()]);
+    await hub?.close();
     await db?.drop();
   });
 
@@ -67,7 +65,7 @@ describe('gateway health and readiness', () => {
     assert.equal(report.checks['subgraph:territory'], 'ok');
     assert.match(report.checks['subgraph:equipment'], /ECONNREFUSED/);
 
-    equipment = await startSubgraph(equipmentService, { config: testConfig(db.url), port });
+    equipment = hub.subgraphs.equipment = await startSubgraph(equipmentService, { config: hub.config, port });
     const up = await fetch(`${gateway.origin}/readyz`);
     assert.equal(up.status, 200, JSON.stringify(await up.clone().json()));
     await up.arrayBuffer();

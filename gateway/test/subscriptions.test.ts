@@ -8,11 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { startSubgraph, type RunningService } from '@connecte/shared/server';
-import { territoryService } from '@connecte/subgraph-territory';
-import { equipmentService } from '@connecte/subgraph-equipment';
+import type { RunningService } from '@connecte/shared/server';
 import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { gql, testConfig, tokenFor } from '../../test/hub.js';
+import { gql, startHub, testConfig, tokenFor, type Hub } from '../../test/hub.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 
 const CHANGES = `subscription Changes($kinds: [EquipmentKind!]) {
@@ -39,6 +37,7 @@ describe('subscriptions through the gateway', () => {
   let territory: RunningService;
   let equipment: RunningService;
   let gateway: RunningGateway;
+  let hub: Hub;
   let wsUrl: string;
   let operatorToken: string;
   const clients: Client[] = [];
@@ -74,17 +73,15 @@ describe('subscriptions through the gateway', () => {
 
   before(async () => {
     db = await createTestDatabase({ seed: true });
-    config = testConfig(db.url);
-    territory = await startSubgraph(territoryService, { config, port: 0 });
-    equipment = await startSubgraph(equipmentService, { config, port: 0 });
-    gateway = await startGateway({ config, port: 0, subgraphUrls: { territory: territory.url, equipment: equipment.url } });
+    hub = await startHub(db.url);
+    ({ config, gateway } = hub);
+    ({ territory, equipment } = hub.subgraphs);
     wsUrl = gateway.url.replace(/^http/, 'ws');
     operatorToken = await tokenFor(config, ['operator'], ['chalons']);
   });
   after(async () => {
     await Promise.all(clients.map((client) => client.dispose()));
-    await gateway?.close();
-    await Promise.all([territory?.close(), equipment?.close()]);
+    await hub?.close();
     await db?.drop();
   });
 

@@ -4,11 +4,13 @@
  * territory seed), and a few hundred assets placed around Châlons' town hall.
  */
 import pg from 'pg';
-import { signDevelopmentToken, type Role } from '@connecte/shared/auth';
-import { loadConfig, type Config } from '@connecte/shared/config';
+import type { Role } from '@connecte/shared/auth';
+import type { Config } from '@connecte/shared/config';
 import { startSubgraph, type RunningService } from '@connecte/shared/server';
 import { createTestDatabase, type TestDatabase } from '../../../test/harness.js';
+import { gql, testConfig, tokenFor, type GraphQLResponse } from '../../../test/graphql.js';
 import { equipmentService } from '../src/index.js';
+import { mulberry32 } from '../../../prisma/seed/rng.js';
 
 export const CENTRE = { lon: 4.365, lat: 48.957 };
 /** Fagnières' box: west of Châlons' box. */
@@ -18,15 +20,6 @@ export const OUTSIDE_TERRITORY = { lon: 2.35, lat: 48.85 };
 const box = (minLon: number, minLat: number, maxLon: number, maxLat: number) =>
   `MULTIPOLYGON(((${minLon} ${minLat},${maxLon} ${minLat},${maxLon} ${maxLat},${minLon} ${maxLat},${minLon} ${minLat})))`;
 
-/** Seeded PRNG so positions (and so the expected answers) are the same every run. */
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FixtureRow {
   id: string;
@@ -132,11 +125,7 @@ export async function insertFixtures(url: string): Promise<void> {
   }
 }
 
-export interface GraphQLResponse<T = any> {
-  status: number;
-  data?: T;
-  errors?: { message: string; path?: string[]; extensions?: { code?: string; field?: string } & Record<string, unknown> }[];
-}
+export type { GraphQLResponse };
 
 export interface EquipmentTestEnv {
   db: TestDatabase;
@@ -152,7 +141,7 @@ export interface EquipmentTestEnv {
 export async function startEquipment(): Promise<EquipmentTestEnv> {
   const db = await createTestDatabase({ seed: false });
   await insertFixtures(db.url);
-  const config = loadConfig({ ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: db.url, PORT: '0' });
+  const config = testConfig(db.url);
   const service = await startSubgraph(equipmentService, { config, port: 0 });
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });
   return {
@@ -160,19 +149,8 @@ export async function startEquipment(): Promise<EquipmentTestEnv> {
     pool,
     service,
     config,
-    async gql(query, options = {}) {
-      const response = await fetch(service.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        },
-        body: JSON.stringify({ query, variables: options.variables }),
-      });
-      return { status: response.status, ...((await response.json()) as object) };
-    },
-    token: (roles, collectivities) =>
-      signDevelopmentToken({ sub: `test-${roles.join('-')}-${collectivities.join('-')}`, roles, collectivities, expiresIn: '1h' }, config),
+    gql: (query, options) => gql(service.url, query, options),
+    token: (roles, collectivities) => tokenFor(config, roles, collectivities),
     async close() {
       await pool.end();
       await service.close();

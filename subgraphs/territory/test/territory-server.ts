@@ -1,7 +1,7 @@
 /** The territory subgraph on an ephemeral port over a database of its own, and GraphQL to it. */
-import { loadConfig } from '@connecte/shared/config';
 import { startSubgraph } from '@connecte/shared/server';
 import { createTestDatabase } from '../../../test/harness.js';
+import { testConfig } from '../../../test/graphql.js';
 import { territoryService } from '../src/index.js';
 import { territoryServiceFor, type TerritoryService } from '../src/territory-service.js';
 
@@ -15,7 +15,7 @@ export interface TerritoryServer {
 export async function startTerritoryServer(): Promise<TerritoryServer> {
   const database = await createTestDatabase({ seed: true });
   try {
-    const config = loadConfig({ ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: database.url, PORT: '0' });
+    const config = testConfig(database.url);
     const running = await startSubgraph(territoryService, { config, port: 0 });
     return {
       url: running.url,
