@@ -3,6 +3,7 @@
  * as its own process — the subgraphs, the gateway and the city simulator — and prints the URLs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '@connecte/shared/config';
@@ -13,6 +14,24 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const config = loadConfigOrExit();
 const GATEWAY_PORT = config.PORT ?? 4000;
 const gatewayUrl = `http://localhost:${GATEWAY_PORT}`;
+
+/** A port already taken (often: a hub already running) is said before anything starts. */
+function portIsFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().once('error', () => resolve(false));
+    probe.listen(port, host, () => probe.close(() => resolve(true)));
+  });
+}
+const ports: [string, number][] = [
+  ['gateway (PORT)', GATEWAY_PORT],
+  ...SUBGRAPHS.map((s): [string, number] => [`${s.name} (SUBGRAPH_${s.name.toUpperCase()}_URL)`, Number(new URL(subgraphUrl(s.name)).port)]),
+];
+for (const [name, port] of ports) {
+  if (!(await portIsFree(port, config.HOST))) {
+    console.error(`[hub] port ${port} for ${name} is already in use — is another hub running? Stop it, or move the service with the variable named.`);
+    process.exit(1);
+  }
+}
 
 try {
   await setupDatabase(config);

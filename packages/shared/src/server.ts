@@ -412,14 +412,24 @@ export async function startSubgraph<C extends RequestContext>(
     wss,
   );
 
-  await events.start();
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? config.PORT ?? 0, config.HOST, () => {
-      server.off('error', reject);
-      resolve((server.address() as { port: number }).port);
+  const requestedPort = options.port ?? config.PORT ?? 0;
+  let port: number;
+  try {
+    await events.start();
+    port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(requestedPort, config.HOST, () => {
+        server.off('error', reject);
+        resolve((server.address() as { port: number }).port);
+      });
     });
-  });
+  } catch (error) {
+    // Leave nothing open behind a failed start, and say what failed in the operator's words.
+    await apollo.stop().catch(() => {});
+    await events.close().catch(() => {});
+    if (!options.db) await db.close().catch(() => {});
+    throw new StartupError(service.name, startupProblem(error as NodeJS.ErrnoException, config.HOST, requestedPort));
+  }
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
   log.info({ url }, `${service.name} subgraph listening`);
@@ -496,7 +506,37 @@ export function installShutdownHandlers(
 /** A subgraph's `main.ts` in one line: validated config, start, shutdown on signals. */
 export async function runSubgraph<C extends RequestContext>(service: SubgraphService<C>, defaultPort: number): Promise<RunningService> {
   const config = loadConfigOrExit();
-  const running = await startSubgraph(service, { config, port: config.PORT ?? defaultPort });
+  const running = await startSubgraph(service, { config, port: config.PORT ?? defaultPort }).catch(exitOnStartupError);
   installShutdownHandlers(running.close, createLogger(service.name, config));
   return running;
+}
+
+/** A service that could not start: its name and the reason, without a stack trace. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+  constructor(
+    readonly service: string,
+    reason: string,
+  ) {
+    super(`${service} cannot start: ${reason}`);
+  }
+}
+
+export function startupProblem(error: NodeJS.ErrnoException, host: string, port: number): string {
+  if (error.code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (is another hub running? set PORT to move it)`;
+  if (error.code === 'EADDRNOTAVAIL') return `HOST ${host} is not an address of this machine`;
+  if (error.code === 'EACCES') return `port ${port} needs privileges this process does not have`;
+  if (error.code === 'ECONNREFUSED' || error.code === '3D000' || error.code === '28P01') {
+    return `the database is not reachable (${error.message}); check DATABASE_URL`;
+  }
+  return error.message;
+}
+
+/** For entry points: print a StartupError's message and exit 1; anything else is rethrown. */
+export function exitOnStartupError(error: unknown): never {
+  if (error instanceof StartupError) {
+    console.error(error.message);
+    process.exit(1);
+  }
+  throw error;
 }
