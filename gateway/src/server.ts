@@ -14,6 +14,7 @@ import { createOpendataHandler } from '@connecte/opendata';
 import { createAuthenticator } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
 import { createLogger, requestIdFrom } from '@connecte/shared/log';
+import { renderMetrics } from '@connecte/shared/metrics';
 import { readCommittedSupergraph, withSubgraphUrls } from './compose.js';
 import { AuthForwardingDataSource, type GatewayContext } from './data-source.js';
 import { maskError } from './errors.js';
@@ -144,8 +145,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       return sendJson(response, report.status === 'ready' ? 200 : 503, report);
     }
     if (path === '/metrics') {
-      response.writeHead(200, { 'content-type': metrics.registry.contentType });
-      return void response.end(await metrics.registry.metrics());
+      const { contentType, body } = await renderMetrics(metrics);
+      response.writeHead(200, { 'content-type': contentType });
+      return void response.end(body);
     }
     for (const [prefix, handler] of routes) {
       if (path === prefix || path.startsWith(`${prefix}/`)) return handler(request, response);

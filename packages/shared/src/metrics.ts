@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
@@ -35,16 +34,4 @@ export function createMetrics(service: string): Metrics {
 /** The text exposition of the registry, for `/metrics`. */
 export async function renderMetrics(metrics: Pick<Metrics, 'registry'>): Promise<{ contentType: string; body: string }> {
   return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
-}
-
-/** A node:http handler serving `/metrics`. */
-export function metricsHandler(metrics: Pick<Metrics, 'registry'>) {
-  return async (_req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    try {
-      const { contentType, body } = await renderMetrics(metrics);
-      res.writeHead(200, { 'content-type': contentType }).end(body);
-    } catch (error) {
-      res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${(error as Error).message}`);
-    }
-  };
 }
