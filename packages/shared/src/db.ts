@@ -20,6 +20,12 @@ export function createDatabase(config: Pick<Config, 'DATABASE_URL' | 'DB_POOL_SI
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.DB_POOL_SIZE });
   // An idle client losing its server (restart, network) must not crash the process.
   pool.on('error', () => {});
+  // Nor a client just handed out: Prisma's adapter takes it with `await pool.connect()` and adds
+  // its 'error' listener a microtask later, but a shutdown notice (57P01) that arrives in the same
+  // packet as the new connection's ReadyForQuery is emitted in between, with no listener at all,
+  // and would crash the process. This listener only keeps it from being unhandled: the error still
+  // fails the running query, reaches the adapter, and the pool discards the dead client.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     prisma,

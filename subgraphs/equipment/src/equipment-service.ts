@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { actsIn, isPublic, requireRoleIn, type Role, type Viewer } from '@connecte/shared/auth';
 import { Prisma, type Database, type EquipmentKind, type EquipmentStatus } from '@connecte/shared/db';
 import { badInput, notFound, unauthenticated } from '@connecte/shared/errors';
@@ -373,7 +374,7 @@ export class EquipmentService {
           const payload = next.value.payload as Partial<EquipmentChangedPayload>;
           if (!payload.equipmentId || (kinds && !kinds.has(payload.kind as EquipmentKind))) continue;
           loaders.clearAll();
-          const [equipment] = await store.byIds([payload.equipmentId]);
+          const [equipment] = await readPatiently(() => store.byIds([payload.equipmentId!]), abort.signal);
           return {
             done: false,
             value: { equipmentChanged: { cursor: next.value.id, change: payload.change as ChangeKind, equipment: equipment ?? null } },
@@ -457,6 +458,29 @@ export class EquipmentService {
 }
 
 type Tx = Prisma.TransactionClient;
+
+/** Delays between reads of a change's asset while the database cannot answer (e.g. it restarts). */
+const CHANGE_READ_RETRY_MS = [100, 200, 500, 1_000, 2_000];
+/** After this long the read's error ends the stream; the client resumes with `after`. */
+const CHANGE_READ_PATIENCE_MS = 30_000;
+
+/**
+ * Reads again, with backoff, while the read fails: the event bus survives a database restart,
+ * and so must a stream whose event arrived just as the database went away. Stops early when the
+ * subscription ends.
+ */
+async function readPatiently<T>(read: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (signal.aborted || Date.now() - started >= CHANGE_READ_PATIENCE_MS) throw error;
+      const delay = CHANGE_READ_RETRY_MS[Math.min(attempt, CHANGE_READ_RETRY_MS.length - 1)];
+      await sleep(delay, undefined, { signal }).catch(() => {});
+    }
+  }
+}
 
 function isUniqueViolation(error: unknown, constraint: string): boolean {
   const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: string; constraint?: { index?: string } } } } })
