@@ -4,6 +4,7 @@ import type {
   CommuneRecord,
   DistrictRecord,
   GeoJsonGeometry,
+  GeometryLayer,
   NamedKey,
   ServiceCategoryRecord,
   StreetRecord,
@@ -65,6 +66,8 @@ function communePages<R extends { inseeCode: string }>(
 
 /** Per-request batching and caching of every entity reference and relation of the territory. */
 export function createLoaders(store: TerritoryStore) {
+  const geometryLoader = (layer: GeometryLayer) =>
+    new DataLoader<string, GeoJsonGeometry | null>(async (keys) => geometries(keys, await store.geometries(layer, keys)));
   const collectivity = new DataLoader<string, CollectivityRecord | null>(async (ids) =>
     byKey(ids, await store.collectivitiesById(ids), (row) => row.id),
   );
@@ -120,15 +123,9 @@ export function createLoaders(store: TerritoryStore) {
     districtCount,
     streetsOfCommune,
     streetCount,
-    communeGeometry: new DataLoader<string, GeoJsonGeometry | null>(async (codes) =>
-      geometries(codes, await store.communeGeometries(codes)),
-    ),
-    districtGeometry: new DataLoader<string, GeoJsonGeometry | null>(async (ids) =>
-      geometries(ids, await store.districtGeometries(ids)),
-    ),
-    streetGeometry: new DataLoader<string, GeoJsonGeometry | null>(async (ids) =>
-      geometries(ids, await store.streetGeometries(ids)),
-    ),
+    communeGeometry: geometryLoader('commune'),
+    districtGeometry: geometryLoader('district'),
+    streetGeometry: geometryLoader('street'),
   };
 }
 

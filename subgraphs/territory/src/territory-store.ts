@@ -82,6 +82,14 @@ export interface PointLocation {
 /** GeoJSON outputs keep 6 decimals: about 10 cm on the ground, a third of the default size. */
 const GEOJSON_DECIMALS = 6;
 
+/** The layers whose geometry is loaded on demand, with their table and key column (fixed names, never input). */
+const GEOMETRY_LAYERS = {
+  commune: { table: 'commune', key: 'insee_code' },
+  district: { table: 'district', key: 'id' },
+  street: { table: 'street', key: 'id' },
+} as const;
+export type GeometryLayer = keyof typeof GEOMETRY_LAYERS;
+
 const point = (lon: number, lat: number) =>
   Prisma.sql`ST_SetSRID(ST_MakePoint(${lon}::float8, ${lat}::float8), 4326)`;
 
@@ -199,11 +207,6 @@ export class TerritoryStore {
       SELECT insee_code AS "inseeCode", name FROM commune WHERE collectivity_id IS NOT NULL ORDER BY name`);
   }
 
-  communeGeometries(codes: readonly string[]): Promise<{ key: string; geometry: GeoJsonGeometry }[]> {
-    return this.query(Prisma.sql`
-      SELECT insee_code AS key, ST_AsGeoJSON(geom, ${GEOJSON_DECIMALS}::int)::json AS geometry
-      FROM commune WHERE insee_code = ANY(${[...codes]}::text[])`);
-  }
 
   districtsById(ids: readonly string[]): Promise<DistrictRecord[]> {
     return this.query(Prisma.sql`SELECT ${DISTRICT_COLUMNS} FROM district d WHERE d.id = ANY(${[...ids]}::text[])`);
@@ -239,11 +242,6 @@ export class TerritoryStore {
       WHERE insee_code = ANY(${[...codes]}::text[]) GROUP BY insee_code`);
   }
 
-  districtGeometries(ids: readonly string[]): Promise<{ key: string; geometry: GeoJsonGeometry }[]> {
-    return this.query(Prisma.sql`
-      SELECT id AS key, ST_AsGeoJSON(geom, ${GEOJSON_DECIMALS}::int)::json AS geometry
-      FROM district WHERE id = ANY(${[...ids]}::text[])`);
-  }
 
   streetsById(ids: readonly string[]): Promise<StreetRecord[]> {
     return this.query(Prisma.sql`SELECT ${STREET_COLUMNS} FROM street s WHERE s.id = ANY(${[...ids]}::text[])`);
@@ -288,10 +286,12 @@ export class TerritoryStore {
       SELECT s.insee_code AS key, count(*)::int AS n FROM street s ${and(conditions)} GROUP BY s.insee_code`);
   }
 
-  streetGeometries(ids: readonly string[]): Promise<{ key: string; geometry: GeoJsonGeometry }[]> {
+  /** Geometries by key, for one layer: the heavy column is read only when a query selects it. */
+  geometries(layer: GeometryLayer, keys: readonly string[]): Promise<{ key: string; geometry: GeoJsonGeometry }[]> {
+    const { table, key } = GEOMETRY_LAYERS[layer];
     return this.query(Prisma.sql`
-      SELECT id AS key, ST_AsGeoJSON(geom, ${GEOJSON_DECIMALS}::int)::json AS geometry
-      FROM street WHERE id = ANY(${[...ids]}::text[])`);
+      SELECT ${Prisma.raw(key)} AS key, ST_AsGeoJSON(geom, ${GEOJSON_DECIMALS}::int)::json AS geometry
+      FROM ${Prisma.raw(table)} WHERE ${Prisma.raw(key)} = ANY(${[...keys]}::text[])`);
   }
 
   serviceCategories(): Promise<ServiceCategoryRecord[]> {
