@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ApolloGateway } from '@apollo/gateway';
-import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLResponse } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import {
   ApolloServerPluginLandingPageDisabled,
   ApolloServerPluginSchemaReportingDisabled,
@@ -15,6 +15,7 @@ import { createAuthenticator } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
 import { createLogger, requestIdFrom } from '@connecte/shared/log';
 import { renderMetrics } from '@connecte/shared/metrics';
+import { headerMapOf, HttpError, INTERNAL_ERROR_BODY, readBody, requestError, sendJson, splitUrl, writeGraphQLResponse } from '@connecte/shared/http';
 import { readCommittedSupergraph, withSubgraphUrls } from './compose.js';
 import { AuthForwardingDataSource, type GatewayContext } from './data-source.js';
 import { maskError } from './errors.js';
@@ -117,21 +118,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     }
     let body: unknown;
     if (request.method === 'POST') {
-      const read = await readJsonBody(request);
-      if (!read.ok) {
-        if (read.status === 413) response.setHeader('connection', 'close');
-        return sendJson(response, read.status, { errors: [{ message: read.message, extensions: { code: 'BAD_REQUEST' } }] });
+      try {
+        body = await readJsonBody(request);
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+        if (error.status === 413) response.setHeader('connection', 'close');
+        return sendJson(response, error.status, requestError(error.message));
       }
-      body = read.body;
     }
-    const headers = new HeaderMap();
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-    }
-    const url = request.url ?? '/';
-    const query = url.indexOf('?');
     const result = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: query === -1 ? '' : url.slice(query), body },
+      httpGraphQLRequest: { method: request.method ?? 'GET', headers: headerMapOf(request), search: splitUrl(request.url).search, body },
       context: async () => ({ authorization, requestId }),
     });
     await writeGraphQLResponse(response, result);
@@ -157,14 +153,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
     const started = performance.now();
-    const url = request.url ?? '/';
-    const query = url.indexOf('?');
-    const path = query === -1 ? url : url.slice(0, query);
+    const { path } = splitUrl(request.url);
     try {
       await route(request, response, path);
     } catch (error) {
       log.error({ err: error, path }, 'request failed');
-      if (!response.headersSent) sendJson(response, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      if (!response.headersSent) sendJson(response, 500, INTERNAL_ERROR_BODY);
       else response.destroy();
     }
     const seconds = (performance.now() - started) / 1000;
@@ -269,56 +263,14 @@ async function executeOverSocket(
   return response.body.singleResult as ExecutionResult;
 }
 
-type BodyRead = { ok: true; body: unknown } | { ok: false; status: number; message: string };
-
-/** Listeners rather than `for await`: the async iterator costs measurably on this hot path. */
-function readBody(request: IncomingMessage): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        request.off('data', onData);
-        request.resume(); // discard the rest; the 413 closes the connection
-        resolve(null);
-      } else {
-        chunks.push(chunk);
-      }
-    };
-    request.on('data', onData);
-    request.once('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-    request.once('error', reject);
-  });
-}
-
-async function readJsonBody(request: IncomingMessage): Promise<BodyRead> {
-  const text = await readBody(request);
-  if (text === null) return { ok: false, status: 413, message: `Request body is larger than ${MAX_BODY_BYTES} bytes` };
-  const contentType = request.headers['content-type'] ?? '';
-  // Apollo Server itself answers non-JSON content types (CSRF prevention, 415/400 with a reason).
-  if (!contentType.includes('json')) return { ok: true, body: text };
-  if (text === '') return { ok: true, body: undefined };
+/** JSON bodies are parsed here; any other content type goes to Apollo, which answers it (CSRF prevention, 415/400). */
+async function readJsonBody(request: IncomingMessage): Promise<unknown> {
+  const text = await readBody(request, MAX_BODY_BYTES);
+  if (!(request.headers['content-type'] ?? '').includes('json')) return text;
+  if (text === '') return undefined;
   try {
-    return { ok: true, body: JSON.parse(text) };
+    return JSON.parse(text);
   } catch {
-    return { ok: false, status: 400, message: 'Request body is not valid JSON' };
+    throw new HttpError(400, 'Request body is not valid JSON');
   }
-}
-
-async function writeGraphQLResponse(response: ServerResponse, result: HTTPGraphQLResponse): Promise<void> {
-  for (const [name, value] of result.headers) response.setHeader(name, value);
-  response.statusCode = result.status ?? 200;
-  if (result.body.kind === 'complete') {
-    response.end(result.body.string);
-    return;
-  }
-  for await (const chunk of result.body.asyncIterator) response.write(chunk);
-  response.end();
-}
-
-function sendJson(response: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) });
-  response.end(payload);
 }

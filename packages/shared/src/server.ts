@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import {
   ApolloServerPluginInlineTraceDisabled,
@@ -32,6 +32,7 @@ import { createDatabase, type Database } from './db.js';
 import { EventBus } from './events.js';
 import { createLogger, REQUEST_ID_HEADER, requestIdFrom, type Logger } from './log.js';
 import { createMetrics, renderMetrics } from './metrics.js';
+import { headerMapOf, HttpError, INTERNAL_ERROR_BODY, readBody, requestError, sendJson, splitUrl, writeGraphQLResponse } from './http.js';
 
 export interface RequestContext {
   viewer: Viewer;
@@ -93,45 +94,6 @@ const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const DRAIN_TIMEOUT_MS = 10_000;
 const WS_CLOSE_TIMEOUT_MS = 2_000;
 const READY_TIMEOUT_MS = 2_000;
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-const requestError = (message: string) => ({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
-
-function readBody(req: http.IncomingMessage): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > MAX_BODY_BYTES) return Promise.reject(new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        chunks.length = 0;
-        req.removeAllListeners('data');
-        req.resume(); // discard the rest; the response closes the connection
-        reject(new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`));
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 /** Per-request facts gathered by the Apollo plugin for the request's log line. */
 interface OperationInfo {
@@ -230,30 +192,19 @@ export async function startSubgraph<C extends RequestContext>(
         req.resume();
         return sendJson(res, 415, requestError('content-type must be application/json'));
       }
-      const text = await readBody(req);
+      const text = await readBody(req, MAX_BODY_BYTES);
       try {
         body = JSON.parse(text);
       } catch (error) {
         return sendJson(res, 400, requestError(`request body is not valid JSON: ${(error as Error).message}`));
       }
     }
-    const headers = new HeaderMap();
-    for (const [key, value] of Object.entries(req.headers)) {
-      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
-    }
-    const httpGraphQLRequest = { method: method.toUpperCase(), headers, search, body };
+    const httpGraphQLRequest = { method: method.toUpperCase(), headers: headerMapOf(req), search, body };
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest,
       context: async () => contextFor(await authenticate(req.headers.authorization), requestId),
     });
-    for (const [key, value] of response.headers) res.setHeader(key, value);
-    res.statusCode = response.status ?? 200;
-    if (response.body.kind === 'complete') {
-      res.end(response.body.string);
-    } else {
-      for await (const chunk of response.body.asyncIterator) res.write(chunk);
-      res.end();
-    }
+    await writeGraphQLResponse(res, response);
     return operations.get(httpGraphQLRequest);
   }
 
@@ -262,15 +213,13 @@ export async function startSubgraph<C extends RequestContext>(
     const requestId = requestIdFrom(req.headers);
     res.setHeader(REQUEST_ID_HEADER, requestId);
     if (closing) res.setHeader('connection', 'close');
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
+    const { path, search } = splitUrl(req.url);
     let route = 'other';
     let operation: OperationInfo | undefined;
     try {
       if (path === '/graphql') {
         route = '/graphql';
-        operation = (await handleGraphQL(req, res, requestId, q === -1 ? '' : url.slice(q))) ?? undefined;
+        operation = (await handleGraphQL(req, res, requestId, search)) ?? undefined;
       } else if (path === '/healthz') {
         route = path;
         sendJson(res, 200, { status: 'ok' });
@@ -298,7 +247,7 @@ export async function startSubgraph<C extends RequestContext>(
         sendJson(res, error.status, requestError(error.message));
       } else {
         log.error({ requestId, err: error }, 'request failed');
-        if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+        if (!res.headersSent) sendJson(res, 500, INTERNAL_ERROR_BODY);
         else res.destroy();
       }
     }
