@@ -3,11 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { actsIn, isPublic, requireRoleIn, type Role, type Viewer } from '@connecte/shared/auth';
 import { Prisma, type Database, type EquipmentKind, type EquipmentStatus } from '@connecte/shared/db';
 import { badInput, notFound, unauthenticated } from '@connecte/shared/errors';
+import { checkCoordinates, checkNear, type NearCircle } from '@connecte/shared/geo';
 import type { EventBus } from '@connecte/shared/events';
 import { publishEvent } from '@connecte/shared/events';
 import { connection, decodeCursor, pageSize, type Connection } from '@connecte/shared/pagination';
 import { DETAILS_TYPENAME, validateDetails } from './details.js';
-import type { EquipmentChanges, EquipmentRow, EquipmentStore, NearCircle, SearchCriteria } from './equipment-store.js';
+import type { EquipmentChanges, EquipmentRow, EquipmentStore, SearchCriteria } from './equipment-store.js';
 import type { EquipmentLoaders } from './loaders.js';
 
 /** Who may see a camera's position and attributes, and who may change any asset. */
@@ -47,7 +48,6 @@ const MOBILE_KINDS: ReadonlySet<EquipmentKind> = new Set(['BUS']);
 
 export const DEFAULT_NEAREST = 10;
 export const MAX_NEAREST = 100;
-const MAX_NEAR_RADIUS_M = 50_000;
 const MAX_POLYGON_POSITIONS = 10_000;
 
 export interface FilterInput {
@@ -89,11 +89,6 @@ export interface EquipmentChangeValue {
   cursor: string;
   change: ChangeKind;
   equipment: EquipmentRow | null;
-}
-
-function checkLonLat(lon: number, lat: number, field: string): void {
-  if (!Number.isFinite(lon) || lon < -180 || lon > 180) throw badInput(`${field}lon`, 'must be a longitude in [-180, 180]');
-  if (!Number.isFinite(lat) || lat < -90 || lat > 90) throw badInput(`${field}lat`, 'must be a latitude in [-90, 90]');
 }
 
 function checkText(value: string, field: string, max: number): string {
@@ -196,7 +191,7 @@ export class EquipmentService {
   }
 
   async nearest(args: { kind: EquipmentKind; lon: number; lat: number; first?: number | null }) {
-    checkLonLat(args.lon, args.lat, '');
+    checkCoordinates(args.lon, args.lat, '');
     const first = args.first ?? DEFAULT_NEAREST;
     if (!Number.isInteger(first) || first < 0) throw badInput('first', 'must be a whole number ≥ 0');
     if (first > MAX_NEAREST) throw badInput('first', `must be at most ${MAX_NEAREST}`);
@@ -229,12 +224,7 @@ export class EquipmentService {
       criteria.bbox = [minLon, minLat, maxLon, maxLat];
     }
     if (filter.near) {
-      const { lon, lat, radiusMeters } = filter.near;
-      checkLonLat(lon, lat, 'filter.near.');
-      if (!(radiusMeters > 0) || radiusMeters > MAX_NEAR_RADIUS_M) {
-        throw badInput('filter.near.radiusMeters', `must be > 0 and at most ${MAX_NEAR_RADIUS_M}`);
-      }
-      criteria.near = { lon, lat, radiusMeters };
+      criteria.near = checkNear(filter.near, 'filter.near.');
     }
     if (filter.within !== null && filter.within !== undefined) criteria.within = await this.polygon(filter.within, 'filter.within');
     return criteria;
@@ -266,7 +256,7 @@ export class EquipmentService {
     const reference = checkText(input.reference, 'input.reference', 64);
     const name = input.name === null || input.name === undefined ? null : checkText(input.name, 'input.name', 200);
     const location = input.location ?? null;
-    if (location) checkLonLat(location.lon, location.lat, 'input.location.');
+    if (location) checkCoordinates(location.lon, location.lat, 'input.location.');
     else if (!MOBILE_KINDS.has(input.kind)) throw badInput('input.location', `is required for ${input.kind}`);
     const details = validateDetails(input.kind, input.details ?? {}, 'input.details');
 
@@ -302,7 +292,7 @@ export class EquipmentService {
     if (input.status === 'DECOMMISSIONED') throw badInput('input.status', 'use decommissionEquipment to decommission an asset');
     if (input.status === null) throw badInput('input.status', 'must not be null');
     if (input.details === null) throw badInput('input.details', 'must not be null (give the attributes to change)');
-    if (input.location) checkLonLat(input.location.lon, input.location.lat, 'input.location.');
+    if (input.location) checkCoordinates(input.location.lon, input.location.lat, 'input.location.');
 
     return this.write(async (tx) => {
       const current = await this.lockForChange(tx, id);

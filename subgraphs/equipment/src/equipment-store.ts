@@ -1,3 +1,4 @@
+import type { NearCircle } from '@connecte/shared/geo';
 import { Prisma, type Database, type EquipmentKind, type EquipmentStatus, type PrismaClient } from '@connecte/shared/db';
 
 /** The one SQL module of the equipment domain: it reads and writes `equipment` only. */
@@ -21,11 +22,6 @@ export interface EquipmentRow {
   decommissionedAt: Date | null;
 }
 
-export interface NearCircle {
-  lon: number;
-  lat: number;
-  radiusMeters: number;
-}
 
 /** A validated search filter (see EquipmentService for the validation). */
 export interface SearchCriteria {

@@ -1,3 +1,4 @@
+import { checkCoordinates, checkNear } from '@connecte/shared/geo';
 import { badInput, connection, decodeCursor, pageSize, type Connection, type Database } from '@connecte/shared';
 import type { TerritoryLoaders } from './loaders.js';
 import {
@@ -8,7 +9,6 @@ import {
   type Competence,
   type DistrictRecord,
   type NamedKey,
-  type Near,
   type ServiceCategoryRecord,
   type StreetFilter,
   type StreetRecord,
@@ -17,27 +17,7 @@ import {
 
 /** How far `locate` looks for a street: beyond this a point is not "on" any street. */
 export const NEAREST_STREET_RADIUS_METERS = 500;
-/** Larger circles are no longer "near": use a commune or the territory instead. */
-export const MAX_NEAR_RADIUS_METERS = 50_000;
 const MAX_NAME_FILTER_LENGTH = 200;
-
-/** Rejects what is not a WGS84 position, naming the argument (`lon`, `filter.near.lat`, ...). */
-export function checkCoordinates(lon: number, lat: number, prefix = ''): void {
-  if (!Number.isFinite(lat) || lat < -90 || lat > 90) {
-    throw badInput(`${prefix}lat`, `must be a latitude in degrees between -90 and 90 (got ${lat})`);
-  }
-  if (!Number.isFinite(lon) || lon < -180 || lon > 180) {
-    throw badInput(`${prefix}lon`, `must be a longitude in degrees between -180 and 180 (got ${lon})`);
-  }
-}
-
-function checkNear(near: Near, prefix: string): Near {
-  checkCoordinates(near.lon, near.lat, prefix);
-  if (!Number.isFinite(near.radiusMeters) || near.radiusMeters <= 0 || near.radiusMeters > MAX_NEAR_RADIUS_METERS) {
-    throw badInput(`${prefix}radiusMeters`, `must be greater than 0 and at most ${MAX_NEAR_RADIUS_METERS} metres`);
-  }
-  return near;
-}
 
 function checkNameFilter(text: string | null | undefined, field: string): string | null {
   if (text == null || text === '') return null;

@@ -1,4 +1,5 @@
 import { Prisma, type Database } from '@connecte/shared/db';
+import type { NearCircle } from '@connecte/shared/geo';
 
 /** A GeoJSON geometry object as PostGIS writes it (`ST_AsGeoJSON`). */
 export type GeoJsonGeometry = { type: string; coordinates?: unknown; geometries?: unknown };
@@ -47,16 +48,10 @@ export interface CommuneFilter {
   agglomerationMember?: boolean | null;
 }
 
-export interface Near {
-  lon: number;
-  lat: number;
-  radiusMeters: number;
-}
-
 export interface StreetFilter {
   inseeCode?: string | null;
   nameContains?: string | null;
-  near?: Near | null;
+  near?: NearCircle | null;
 }
 
 /** Keyset position in a list ordered by (name, id). */
@@ -98,7 +93,7 @@ const point = (lon: number, lat: number) =>
  * a bounding box in degrees that surely contains the circle lets the index pick the
  * candidates first (110 km per degree errs on the large side at every latitude).
  */
-function withinMeters(column: Prisma.Sql, near: Near): Prisma.Sql {
+function withinMeters(column: Prisma.Sql, near: NearCircle): Prisma.Sql {
   const center = point(near.lon, near.lat);
   const dLat = near.radiusMeters / 110_000;
   const dLon = Math.min(180, near.radiusMeters / (110_000 * Math.cos((near.lat * Math.PI) / 180)));
