@@ -14,6 +14,13 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const ADMIN_URL = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 /** Test databases share this prefix; `npm test` drops leftovers of an interrupted run. */
 export const TEST_DB_PREFIX = 'connecte_t_';
+/**
+ * A test database is named after the process that owns it (`connecte_t_p<pid>_<random>`), so
+ * that cleaning up after one run never drops a database another run on the same cluster is
+ * still using: only databases whose process has ended are leftovers.
+ */
+export const testDatabaseName = (label = randomBytes(6).toString('hex')) => `${TEST_DB_PREFIX}p${process.pid}_${label}`;
+const OWNER = new RegExp(`^${TEST_DB_PREFIX}p(\\d+)_`);
 const TEMPLATE_LOCK = 72707370;
 
 const urlFor = (database: string) => {
@@ -91,7 +98,7 @@ export interface TestDatabase {
  */
 export async function createTestDatabase(options: { seed?: boolean } = {}): Promise<TestDatabase> {
   const template = await ensureTemplate(options.seed ?? true);
-  const name = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  const name = testDatabaseName();
   await withAdmin(async (admin) => {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -111,14 +118,43 @@ export async function createTestDatabase(options: { seed?: boolean } = {}): Prom
   };
 }
 
-/** Drops every database a test run created, templates included (a run never trusts leftovers). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Drops the test databases whose owning process has ended. Templates (shared by every run,
+ * named after their content) go too once no test database is left in use, so a run never
+ * trusts what an older checkout built. Taken under the template lock: no template is dropped
+ * while a run is building or cloning one.
+ */
 export async function dropTestDatabases(): Promise<string[]> {
   return withAdmin(async (admin) => {
-    const { rows } = await admin.query<{ datname: string }>(
-      `SELECT datname FROM pg_database WHERE datname LIKE $1`,
-      [`${TEST_DB_PREFIX.replaceAll('_', '\\_')}%`],
-    );
-    for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-    return rows.map((r) => r.datname);
+    await admin.query('SELECT pg_advisory_lock($1)', [TEMPLATE_LOCK]);
+    try {
+      const { rows } = await admin.query<{ datname: string }>(
+        `SELECT datname FROM pg_database WHERE datname LIKE $1`,
+        [`${TEST_DB_PREFIX.replaceAll('_', '\\_')}%`],
+      );
+      const names = rows.map((r) => r.datname);
+      const inUse = names.filter((name) => {
+        const owner = OWNER.exec(name);
+        return owner !== null && processAlive(Number(owner[1]));
+      });
+      const doomed = names.filter((name) => {
+        if (inUse.includes(name)) return false;
+        const isTemplate = name.startsWith(`${TEST_DB_PREFIX}tpl_`);
+        return !isTemplate || inUse.length === 0;
+      });
+      for (const name of doomed) await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      return doomed;
+    } finally {
+      await admin.query('SELECT pg_advisory_unlock($1)', [TEMPLATE_LOCK]);
+    }
   });
 }

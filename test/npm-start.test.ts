@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, it } from 'node:test';
 import mqtt from 'mqtt';
 import { METRICS, type MetricName } from '@connecte/shared/senml';
-import { ADMIN_URL, ROOT, TEST_DB_PREFIX } from './harness.js';
+import { ADMIN_URL, ROOT, testDatabaseName } from './harness.js';
 import { gql } from './hub.js';
 
 const freePort = () =>
@@ -21,7 +21,7 @@ const freePort = () =>
     });
   });
 
-const databaseName = `${TEST_DB_PREFIX}start_${randomBytes(4).toString('hex')}`;
+const databaseName = testDatabaseName(`start_${randomBytes(4).toString('hex')}`);
 const databaseUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${databaseName}` }).toString();
 
 after(async () => {
