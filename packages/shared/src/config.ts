@@ -13,6 +13,30 @@ const urlWithProtocol = (protocols: string[]) =>
     }
   }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a whole number between ${min} and ${max}`);
+
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+/** A comma-separated list; blanks around items are ignored. */
+const list = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
+const origin = z.string().refine((value) => {
+  if (value === '*') return true;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}, 'must be an origin such as https://app.example (scheme://host[:port], no path) or *');
+
 const variables = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   DATABASE_URL: urlWithProtocol(['postgresql:', 'postgres:']).default(
@@ -34,6 +58,51 @@ const variables = z.object({
     .regex(/^[1-9]\d*$/, 'must be a positive whole number')
     .transform(Number)
     .default(10),
+
+  // --- timeouts ----------------------------------------------------------------------
+  /** A statement running longer is cancelled by PostgreSQL (57014). */
+  DB_STATEMENT_TIMEOUT_MS: wholeNumber(100, 3_600_000).default(15_000),
+  /** Waiting longer for a pool connection (or to open one) fails the request. */
+  DB_CONNECTION_TIMEOUT_MS: wholeNumber(100, 600_000).default(5_000),
+  /** The gateway gives up on a subgraph's answer after this long. */
+  SUBGRAPH_TIMEOUT_MS: wholeNumber(100, 600_000).default(10_000),
+
+  // --- request limits (gateway and every subgraph) -----------------------------------
+  MAX_BODY_BYTES: wholeNumber(1_024, 100 * 1024 * 1024).default(1024 * 1024),
+  MAX_QUERY_DEPTH: wholeNumber(1, 1_000).default(15),
+  MAX_QUERY_ALIASES: wholeNumber(0, 10_000).default(30),
+  MAX_QUERY_ROOT_FIELDS: wholeNumber(1, 10_000).default(20),
+  MAX_QUERY_TOKENS: wholeNumber(10, 1_000_000).default(3_000),
+  /** Every field costs 1; a list field multiplies its selection by its page size (`first`). */
+  MAX_QUERY_COST: wholeNumber(1, 1_000_000_000).default(50_000),
+  /** Requests per minute per client address (anonymous callers); 0 disables. */
+  RATE_LIMIT_PER_ADDRESS: wholeNumber(0).default(600),
+  /** Requests per minute per token subject (authenticated callers); 0 disables. */
+  RATE_LIMIT_PER_TOKEN: wholeNumber(0).default(1_200),
+  /** Origins allowed to call from a browser (`https://app.example`), comma-separated; `*` for any. */
+  CORS_ALLOWED_ORIGINS: list.pipe(z.array(origin)).default([]),
+  /** Introspection is on by default, except in production. */
+  GRAPHQL_INTROSPECTION: flag.optional(),
+  /** JSON file of registered operations (`{ "<sha256 hex>": "<query>" }`): the allow-list. */
+  PERSISTED_OPERATIONS_FILE: z.string().min(1, 'must be a file path').optional(),
+  /** Only registered operations run (allow-list mode); requires PERSISTED_OPERATIONS_FILE. */
+  PERSISTED_OPERATIONS_ONLY: flag.default(false),
+  /** Addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-* headers are believed. */
+  TRUSTED_PROXIES: list.default([]),
+  /** The hub's public address, for absolute links (catalogue, datasets). */
+  PUBLIC_BASE_URL: urlWithProtocol(['http:', 'https:']).default('http://localhost:4000'),
+
+  // --- tokens ------------------------------------------------------------------------
+  /** Longest accepted token lifetime (from `iat`, or from now without one). */
+  JWT_MAX_LIFETIME_SECONDS: wholeNumber(60, 365 * 86_400).default(86_400),
+  /** When set, tokens must carry this `iss`. */
+  JWT_ISSUER: z.string().min(1).optional(),
+  /** When set, tokens must carry this `aud`. */
+  JWT_AUDIENCE: z.string().min(1).optional(),
+
+  // --- subscriptions -----------------------------------------------------------------
+  /** Events queued for one subscriber that does not read; past it the stream ends (resume with the cursor). */
+  SUBSCRIPTION_QUEUE_LIMIT: wholeNumber(1, 1_000_000).default(1_000),
 });
 
 const schema = variables.superRefine((env, ctx) => {
@@ -44,9 +113,15 @@ const schema = variables.superRefine((env, ctx) => {
       message: 'is required when NODE_ENV=production (or set JWT_JWKS_URL)',
     });
   }
+  if (env.PERSISTED_OPERATIONS_ONLY && !env.PERSISTED_OPERATIONS_FILE) {
+    ctx.addIssue({ code: 'custom', path: ['PERSISTED_OPERATIONS_FILE'], message: 'is required when PERSISTED_OPERATIONS_ONLY=true' });
+  }
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET'> & { JWT_SECRET: string };
+export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'GRAPHQL_INTROSPECTION'> & {
+  JWT_SECRET: string;
+  GRAPHQL_INTROSPECTION: boolean;
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -66,7 +141,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`),
     );
   }
-  return { ...parsed.data, JWT_SECRET: parsed.data.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET };
+  return {
+    ...parsed.data,
+    JWT_SECRET: parsed.data.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
+    GRAPHQL_INTROSPECTION: parsed.data.GRAPHQL_INTROSPECTION ?? parsed.data.NODE_ENV !== 'production',
+  };
 }
 
 /** For service entry points: print every bad variable and exit 1 instead of a stack trace. */
