@@ -69,6 +69,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const subgraphFetcher = createSubgraphFetcher();
   const dataSources: Record<string, AuthForwardingDataSource> = {};
 
+  // @apollo/gateway reports usage to Apollo and probes cloud metadata endpoints unless this is
+  // set when it is constructed (it reads no option). Nothing leaves the hub unless an operator
+  // asks for it explicitly (APOLLO_TELEMETRY_DISABLED=false).
+  process.env.APOLLO_TELEMETRY_DISABLED ??= '1';
   const gateway = new ApolloGateway({
     supergraphSdl,
     buildService: ({ name, url }) =>
