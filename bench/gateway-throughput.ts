@@ -58,6 +58,11 @@ const SERVICE_ENV = {
   JWT_SECRET: 'bench-only-secret-not-used-anywhere-else',
   LOG_LEVEL: 'warn',
   PORT: '0',
+  // One load generator on one address: the per-address and per-token limits would measure themselves.
+  RATE_LIMIT_PER_ADDRESS: '0',
+  RATE_LIMIT_PER_TOKEN: '0',
+  // The stock gateway is measured as configured here: no usage reports to Apollo, no cloud probes.
+  APOLLO_TELEMETRY_DISABLED: '1',
 };
 
 const { values: args } = parseArgs({
