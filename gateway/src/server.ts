@@ -102,7 +102,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // The open-data module is served under /opendata on the gateway's port (DESIGN.md runtime contract).
   const opendataPool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
   opendataPool.on('error', (error) => log.warn({ err: error }, 'open-data database connection lost'));
-  const opendata = createOpendataHandler({ pool: opendataPool });
+  const opendata = createOpendataHandler({ pool: opendataPool, publicUrl: config.PUBLIC_BASE_URL, trustedProxies: config.TRUSTED_PROXIES });
   if (!routes.has('/opendata')) {
     mount('/opendata', async (request, response) => {
       if (!(await opendata(request, response))) sendJson(response, 404, { error: `No route for ${request.url}` });

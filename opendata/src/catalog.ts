@@ -34,9 +34,24 @@ export const DATASETS: Omit<DatasetEntry, 'modified'>[] = [
   },
 ];
 
-export function dcatCatalog(baseUrl: string, modified: Record<string, Date | null>) {
+const CONTEXT = {
+  dcat: 'http://www.w3.org/ns/dcat#',
+  dct: 'http://purl.org/dc/terms/',
+  foaf: 'http://xmlns.com/foaf/0.1/',
+  locn: 'http://www.w3.org/ns/locn#',
+  xsd: 'http://www.w3.org/2001/XMLSchema#',
+};
+
+const PUBLISHER = { '@type': 'foaf:Agent', 'foaf:name': 'Châlons Agglo — connecte-hub' };
+
+export const CATALOG_PATH = '/opendata/catalog.jsonld';
+
+/** Where a dataset's `@id` dereferences: its own DCAT description. */
+export const datasetPath = (id: string) => `/opendata/datasets/${id}`;
+
+function spatialCoverage() {
   const [minLon, minLat, maxLon, maxLat] = TERRITORY_BBOX;
-  const spatial = {
+  return {
     '@type': 'dct:Location',
     'locn:geometry': {
       '@type': 'https://www.iana.org/assignments/media-types/application/vnd.geo+json',
@@ -46,44 +61,55 @@ export function dcatCatalog(baseUrl: string, modified: Record<string, Date | nul
       }),
     },
   };
-  const publisher = { '@type': 'foaf:Agent', 'foaf:name': 'Châlons Agglo — connecte-hub' };
+}
+
+/**
+ * `dct:identifier` stays the bare id: harvesters key a dataset on it, and it must not change
+ * with the host name the catalogue was read under.
+ */
+function datasetNode(baseUrl: string, dataset: Omit<DatasetEntry, 'modified'>, modified: Date | null) {
   return {
-    '@context': {
-      dcat: 'http://www.w3.org/ns/dcat#',
-      dct: 'http://purl.org/dc/terms/',
-      foaf: 'http://xmlns.com/foaf/0.1/',
-      locn: 'http://www.w3.org/ns/locn#',
-      xsd: 'http://www.w3.org/2001/XMLSchema#',
-    },
-    '@id': `${baseUrl}/opendata/catalog.jsonld`,
+    '@id': `${baseUrl}${datasetPath(dataset.id)}`,
+    '@type': 'dcat:Dataset',
+    'dct:identifier': dataset.id,
+    'dct:title': dataset.title,
+    'dct:description': dataset.description,
+    'dcat:keyword': dataset.keywords,
+    'dct:publisher': PUBLISHER,
+    'dct:accrualPeriodicity': { '@id': `http://purl.org/cld/freq/${dataset.frequency}` },
+    'dct:spatial': spatialCoverage(),
+    ...(modified ? { 'dct:modified': { '@type': 'xsd:dateTime', '@value': modified.toISOString() } } : {}),
+    'dcat:distribution': [
+      {
+        '@id': `${baseUrl}${dataset.path}`,
+        '@type': 'dcat:Distribution',
+        'dct:title': `${dataset.title} (${dataset.format})`,
+        'dcat:accessURL': { '@id': `${baseUrl}${dataset.path}` },
+        'dcat:downloadURL': { '@id': `${baseUrl}${dataset.path}` },
+        'dcat:mediaType': { '@id': `https://www.iana.org/assignments/media-types/${dataset.mediaType}` },
+        'dct:format': dataset.format,
+        'dct:license': { '@id': LICENCE_OUVERTE },
+      },
+    ],
+  };
+}
+
+export function dcatCatalog(baseUrl: string, modified: Record<string, Date | null>) {
+  return {
+    '@context': CONTEXT,
+    '@id': `${baseUrl}${CATALOG_PATH}`,
     '@type': 'dcat:Catalog',
     'dct:title': 'connecte-hub — données ouvertes du territoire connecté de Châlons',
     'dct:description': 'Jeux de données ouverts et anonymisés publiés par le hub du territoire connecté.',
-    'dct:publisher': publisher,
+    'dct:publisher': PUBLISHER,
     'dct:language': 'http://publications.europa.eu/resource/authority/language/FRA',
-    'dcat:dataset': DATASETS.map((dataset) => ({
-      '@id': `${baseUrl}/opendata/datasets/${dataset.id}`,
-      '@type': 'dcat:Dataset',
-      'dct:identifier': dataset.id,
-      'dct:title': dataset.title,
-      'dct:description': dataset.description,
-      'dcat:keyword': dataset.keywords,
-      'dct:publisher': publisher,
-      'dct:accrualPeriodicity': { '@id': `http://purl.org/cld/freq/${dataset.frequency}` },
-      'dct:spatial': spatial,
-      ...(modified[dataset.id] ? { 'dct:modified': { '@type': 'xsd:dateTime', '@value': modified[dataset.id]!.toISOString() } } : {}),
-      'dcat:distribution': [
-        {
-          '@id': `${baseUrl}${dataset.path}`,
-          '@type': 'dcat:Distribution',
-          'dct:title': `${dataset.title} (${dataset.format})`,
-          'dcat:accessURL': { '@id': `${baseUrl}${dataset.path}` },
-          'dcat:downloadURL': { '@id': `${baseUrl}${dataset.path}` },
-          'dcat:mediaType': { '@id': `https://www.iana.org/assignments/media-types/${dataset.mediaType}` },
-          'dct:format': dataset.format,
-          'dct:license': { '@id': LICENCE_OUVERTE },
-        },
-      ],
-    })),
+    'dcat:dataset': DATASETS.map((dataset) => datasetNode(baseUrl, dataset, modified[dataset.id] ?? null)),
   };
+}
+
+/** The JSON-LD document a dataset's `@id` answers with, or null for an id the hub does not publish. */
+export function dcatDataset(baseUrl: string, id: string, modified: Date | null) {
+  const dataset = DATASETS.find((entry) => entry.id === id);
+  if (!dataset) return null;
+  return { '@context': CONTEXT, ...datasetNode(baseUrl, dataset, modified), 'dct:isPartOf': { '@id': `${baseUrl}${CATALOG_PATH}` } };
 }

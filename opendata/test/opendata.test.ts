@@ -1,34 +1,23 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createOpendataHandler } from '@connecte/opendata';
 import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
+import { serveOpendata, type ServedOpendata } from './serve.js';
 
 describe('open data: equipment GeoJSON and DCAT catalogue', () => {
   let db: TestDatabase;
   let pool: pg.Pool;
-  let server: http.Server;
+  let served: ServedOpendata;
   let base: string;
 
   before(async () => {
     db = await createTestDatabase({ seed: true });
     pool = new pg.Pool({ connectionString: db.url, max: 4 });
-    const handle = createOpendataHandler({ pool });
-    server = http.createServer((req, res) => {
-      handle(req, res).then(
-        (handled) => {
-          if (!handled) res.writeHead(404).end();
-        },
-        () => res.writeHead(500).end(),
-      );
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    served = await serveOpendata({ pool });
+    base = served.base;
   });
   after(async () => {
-    await new Promise((resolve) => server?.close(resolve));
+    await served?.close();
     await pool?.end();
     await db?.drop();
   });
