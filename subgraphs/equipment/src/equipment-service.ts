@@ -4,26 +4,27 @@ import { actsIn, isPublic, requireRoleIn, type Role, type Viewer } from '@connec
 import { Prisma, type Database, type EquipmentKind, type EquipmentStatus } from '@connecte/shared/db';
 import { badInput, notFound, unauthenticated } from '@connecte/shared/errors';
 import { checkCoordinates, checkNear, type NearCircle } from '@connecte/shared/geo';
-import type { EventBus } from '@connecte/shared/events';
+import type { BusEvent, EventBus } from '@connecte/shared/events';
 import { publishEvent } from '@connecte/shared/events';
+import type { Logger } from '@connecte/shared/log';
 import { connection, decodeCursor, pageSize, type Connection } from '@connecte/shared/pagination';
 import { DETAILS_TYPENAME, validateDetails } from './details.js';
+import {
+  EQUIPMENT_CHANGED,
+  fieldChanges,
+  isRestrictedField,
+  snapshotOf,
+  type ChangeActor,
+  type ChangeKind,
+  type EquipmentChangedPayload,
+  type EquipmentSnapshot,
+  type FieldChange,
+} from './equipment-changes.js';
 import type { EquipmentChanges, EquipmentRow, EquipmentStore, SearchCriteria } from './equipment-store.js';
 import type { EquipmentLoaders } from './loaders.js';
 
 /** Who may see a camera's position and attributes, and who may change any asset. */
 const MANAGERS: Role[] = ['operator', 'admin'];
-
-export const EQUIPMENT_CHANGED = 'equipment.changed';
-export type ChangeKind = 'REGISTERED' | 'UPDATED' | 'DECOMMISSIONED';
-
-export interface EquipmentChangedPayload {
-  equipmentId: string;
-  change: ChangeKind;
-  kind: EquipmentKind;
-  status: EquipmentStatus;
-  reason?: string;
-}
 
 /** Readable ids: the kind's prefix then a UUID (e.g. `lp-0b6c…`), unique without coordination. */
 const ID_PREFIX: Record<EquipmentKind, string> = {
@@ -85,10 +86,34 @@ export interface UpdateInput {
   parentId?: string | null;
 }
 
+/** `EquipmentChange` as the caller may see it. */
 export interface EquipmentChangeValue {
   cursor: string;
   change: ChangeKind;
+  occurredAt: Date;
+  actor: ChangeActor | null;
+  changes: (FieldChange & { redacted: boolean })[];
+  reason: string | null;
+  snapshot: SnapshotValue | null;
   equipment: EquipmentRow | null;
+}
+
+/** `EquipmentSnapshot` as the caller may see it. */
+export interface SnapshotValue {
+  id: string;
+  kind: EquipmentKind;
+  reference: string;
+  name: string | null;
+  status: EquipmentStatus;
+  collectivity: { id: string };
+  communeInseeCode: string | null;
+  location: { type: 'Point'; coordinates: number[] } | null;
+  installedOn: string | null;
+  details: Record<string, unknown> | null;
+  parentId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  decommissionedAt: string | null;
 }
 
 function checkText(value: string, field: string, max: number): string {
@@ -139,12 +164,13 @@ export class EquipmentService {
     private readonly store: EquipmentStore,
     private readonly db: Database,
     private readonly loaders: EquipmentLoaders,
+    private readonly log: Pick<Logger, 'info'>,
   ) {
     this.cameraCollectivities = cameraCollectivitiesOf(viewer);
   }
 
   /** Whether the caller may see where this asset is and its attributes. */
-  canSee(row: EquipmentRow): boolean {
+  canSee(row: Pick<EquipmentRow, 'kind' | 'collectivityId'>): boolean {
     return row.kind !== 'CAMERA' || this.cameraCollectivities.includes(row.collectivityId);
   }
 
@@ -266,8 +292,9 @@ export class EquipmentService {
       const inseeCode = location ? await this.placement(tx, scope, location, 'input.location') : null;
       if (input.parentId) await this.checkParent(tx, input.kind, input.parentId, null, 'input.parentId');
       await this.checkLinkedLightPoint(tx, input.kind, details, 'input.details.lightPointId');
-      if (await this.store.referenceTaken(tx, input.collectivityId, reference)) {
-        throw badInput('input.reference', `is already used by another asset of ${input.collectivityId}`);
+      const holder = await this.store.referenceHolder(tx, input.collectivityId, reference);
+      if (holder !== null) {
+        throw badInput('input.reference', `is already used by ${holder} in ${input.collectivityId} (references are unique ignoring case)`);
       }
       const row = await this.store.insert(tx, {
         id: `${ID_PREFIX[input.kind]}-${randomUUID()}`,
@@ -281,11 +308,11 @@ export class EquipmentService {
         parentId: input.parentId ?? null,
         details,
       });
-      await this.publish(tx, row, 'REGISTERED');
-      return row;
+      return this.record(tx, null, row, 'REGISTERED');
     });
   }
 
+  /** An update that changes no value writes nothing and publishes no event. */
   async update(id: string, input: UpdateInput): Promise<EquipmentRow> {
     this.requireSignedIn();
     if (Object.values(input).every((value) => value === undefined)) throw badInput('input', 'must change at least one field');
@@ -320,9 +347,11 @@ export class EquipmentService {
         if (input.parentId !== null) await this.checkParent(tx, current.kind, input.parentId, id, 'input.parentId');
         changes.parentId = input.parentId;
       }
+      if (fieldChanges(current, withChanges(current, changes)).length === 0) {
+        return { row: current, change: null, fields: [], eventId: null };
+      }
       const row = await this.store.update(tx, id, changes);
-      await this.publish(tx, row, 'UPDATED');
-      return row;
+      return this.record(tx, current, row, 'UPDATED');
     });
   }
 
@@ -330,17 +359,17 @@ export class EquipmentService {
     this.requireSignedIn();
     const reason = checkText(reasonInput, 'reason', 500);
     return this.write(async (tx) => {
-      await this.lockForChange(tx, id);
+      const current = await this.lockForChange(tx, id);
       const row = await this.store.decommission(tx, id);
-      await this.publish(tx, row, 'DECOMMISSIONED', reason);
-      return row;
+      return this.record(tx, current, row, 'DECOMMISSIONED', reason);
     });
   }
 
   /**
    * The stream of committed changes (the bus rejects an `after` that is not an event id).
-   * Each event's asset is read afresh (and the request's
-   * loaders are emptied) so a long-lived subscription never serves a cached state.
+   * Each change is told from its event (what changed, by whom, the asset right after it);
+   * the live asset is read afresh (and the request's loaders are emptied) so a long-lived
+   * subscription never serves a cached state.
    */
   changes(
     events: EventBus,
@@ -354,8 +383,7 @@ export class EquipmentService {
       collectivityIds: args.collectivityIds ?? undefined,
       signal: abort.signal,
     });
-    const store = this.store;
-    const loaders = this.loaders;
+    const service = this;
     const iterator: AsyncIterableIterator<{ equipmentChanged: EquipmentChangeValue }> = {
       async next() {
         for (;;) {
@@ -363,12 +391,9 @@ export class EquipmentService {
           if (next.done) return { done: true, value: undefined };
           const payload = next.value.payload as Partial<EquipmentChangedPayload>;
           if (!payload.equipmentId || (kinds && !kinds.has(payload.kind as EquipmentKind))) continue;
-          loaders.clearAll();
-          const [equipment] = await readPatiently(() => store.byIds([payload.equipmentId!]), abort.signal);
-          return {
-            done: false,
-            value: { equipmentChanged: { cursor: next.value.id, change: payload.change as ChangeKind, equipment: equipment ?? null } },
-          };
+          service.loaders.clearAll();
+          const [equipment] = await readPatiently(() => service.store.byIds([payload.equipmentId!]), abort.signal);
+          return { done: false, value: { equipmentChanged: service.changeValue(next.value, payload, equipment ?? null) } };
         }
       },
       async return() {
@@ -381,6 +406,32 @@ export class EquipmentService {
       },
     };
     return iterator;
+  }
+
+  /**
+   * An event as this caller may see it. Events recorded before history was kept have no
+   * actor, changes or snapshot. A camera the caller may not see keeps its restricted values
+   * (and the reason, which may say where it stood) hidden, as on `Equipment`; who made a
+   * change is shown only to those who may make one there.
+   */
+  private changeValue(event: BusEvent, payload: Partial<EquipmentChangedPayload>, equipment: EquipmentRow | null): EquipmentChangeValue {
+    const collectivityId = event.collectivityId ?? payload.snapshot?.collectivityId ?? '';
+    const visible = this.canSee({ kind: payload.kind as EquipmentKind, collectivityId });
+    const actor = payload.actor && actsIn(this.viewer, collectivityId, MANAGERS) ? { sub: payload.actor.sub, roles: payload.actor.roles } : null;
+    return {
+      cursor: event.id,
+      change: payload.change as ChangeKind,
+      occurredAt: event.createdAt,
+      actor,
+      changes: (payload.changes ?? []).map((change) =>
+        visible || !isRestrictedField(change.field)
+          ? { field: change.field, before: change.before ?? null, after: change.after ?? null, redacted: false }
+          : { field: change.field, before: null, after: null, redacted: true },
+      ),
+      reason: visible ? (payload.reason ?? null) : null,
+      snapshot: payload.snapshot ? snapshotValue(payload.snapshot, visible) : null,
+      equipment,
+    };
   }
 
   private requireSignedIn(): void {
@@ -429,22 +480,95 @@ export class EquipmentService {
     if (!lightPoint || lightPoint.kind !== 'LIGHT_POINT') throw badInput(field, `no light point with id ${details.lightPointId}`);
   }
 
-  private async publish(tx: Tx, row: EquipmentRow, change: ChangeKind, reason?: string): Promise<void> {
-    const payload: EquipmentChangedPayload = { equipmentId: row.id, change, kind: row.kind, status: row.status, ...(reason ? { reason } : {}) };
-    await publishEvent(tx, { topic: EQUIPMENT_CHANGED, collectivityId: row.collectivityId, payload });
+  /** Publishes the change's event in its transaction: what changed from `before` to `row`, and who changed it. */
+  private async record(tx: Tx, before: EquipmentRow | null, row: EquipmentRow, change: ChangeKind, reason?: string): Promise<Recorded> {
+    const changes = fieldChanges(before, row);
+    const payload: EquipmentChangedPayload = {
+      equipmentId: row.id,
+      change,
+      kind: row.kind,
+      status: row.status,
+      ...(reason ? { reason } : {}),
+      actor: this.actor(),
+      changes,
+      snapshot: snapshotOf(row),
+    };
+    const eventId = await publishEvent(tx, { topic: EQUIPMENT_CHANGED, collectivityId: row.collectivityId, payload });
+    return { row, change, fields: changes.map((c) => c.field), eventId };
   }
 
-  /** One transaction for the change and its event; a unique-reference race ends as a user error. */
-  private async write<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+  private actor(): ChangeActor {
+    return { sub: this.viewer.sub!, roles: this.viewer.roles };
+  }
+
+  /**
+   * One transaction for the change and its event; a unique-reference race ends as a user
+   * error. The log line is written once committed, naming who changed what (field names
+   * only: values such as a camera's position stay out of the logs).
+   */
+  private async write(work: (tx: Tx) => Promise<Recorded>): Promise<EquipmentRow> {
+    let recorded: Recorded;
     try {
-      return await this.db.prisma.$transaction(work);
+      recorded = await this.db.prisma.$transaction(work);
     } catch (error) {
-      if (isUniqueViolation(error, 'equipment_collectivity_id_reference_key')) {
-        throw badInput('input.reference', 'is already used by another asset of this collectivity');
+      if (isUniqueViolation(error, REFERENCE_INDEX)) {
+        throw badInput('input.reference', 'is already used by another asset of this collectivity (references are unique ignoring case)');
       }
       throw error;
     }
+    const { row, change, fields, eventId } = recorded;
+    this.log.info(
+      { actor: this.actor(), equipmentId: row.id, kind: row.kind, collectivityId: row.collectivityId, change, fields, eventId },
+      change ? 'equipment changed' : 'equipment update changed nothing',
+    );
+    return row;
   }
+}
+
+/** What a write did: `change` and `eventId` are null when it changed nothing. */
+interface Recorded {
+  row: EquipmentRow;
+  change: ChangeKind | null;
+  fields: string[];
+  eventId: string | null;
+}
+
+/** Unique per collectivity on lower(reference) (migration equipment_reference_case_insensitive). */
+const REFERENCE_INDEX = 'equipment_collectivity_id_lower_reference_key';
+
+/** `row` as `changes` would leave it, to tell a no-op update before writing anything. */
+function withChanges(row: EquipmentRow, changes: EquipmentChanges): EquipmentRow {
+  const next = { ...row };
+  if (changes.name !== undefined) next.name = changes.name;
+  if (changes.status !== undefined) next.status = changes.status;
+  if (changes.location !== undefined) {
+    next.lon = changes.location?.lon ?? null;
+    next.lat = changes.location?.lat ?? null;
+  }
+  if (changes.inseeCode !== undefined) next.inseeCode = changes.inseeCode;
+  if (changes.details !== undefined) next.details = changes.details;
+  if (changes.parentId !== undefined) next.parentId = changes.parentId;
+  return next;
+}
+
+function snapshotValue(snapshot: EquipmentSnapshot, visible: boolean): SnapshotValue {
+  const located = visible && snapshot.lon !== null && snapshot.lat !== null;
+  return {
+    id: snapshot.id,
+    kind: snapshot.kind,
+    reference: snapshot.reference,
+    name: visible ? snapshot.name : null,
+    status: snapshot.status,
+    collectivity: { id: snapshot.collectivityId },
+    communeInseeCode: visible ? snapshot.inseeCode : null,
+    location: located ? { type: 'Point', coordinates: [snapshot.lon!, snapshot.lat!] } : null,
+    installedOn: snapshot.installedOn,
+    details: visible ? snapshot.details : null,
+    parentId: visible ? snapshot.parentId : null,
+    createdAt: snapshot.createdAt,
+    updatedAt: snapshot.updatedAt,
+    decommissionedAt: snapshot.decommissionedAt,
+  };
 }
 
 type Tx = Prisma.TransactionClient;

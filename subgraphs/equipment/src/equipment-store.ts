@@ -74,8 +74,13 @@ function conditions(criteria: SearchCriteria): Prisma.Sql[] {
   if (criteria.parentId !== undefined) where.push(Prisma.sql`e.parent_id = ${criteria.parentId}`);
   if (criteria.bbox) {
     const [minLon, minLat, maxLon, maxLat] = criteria.bbox;
+    // `&&` lets the GiST index pick candidates, but it compares single-precision boxes and
+    // so also matches points up to one float4 step outside; the coordinate test is exact.
+    // Edges are inclusive.
     where.push(
       Prisma.sql`e.location && ST_MakeEnvelope(${minLon}::float8, ${minLat}::float8, ${maxLon}::float8, ${maxLat}::float8, 4326)`,
+      Prisma.sql`ST_X(e.location) BETWEEN ${minLon}::float8 AND ${maxLon}::float8`,
+      Prisma.sql`ST_Y(e.location) BETWEEN ${minLat}::float8 AND ${maxLat}::float8`,
     );
   }
   if (criteria.near) where.push(nearCondition(criteria.near));
@@ -232,10 +237,11 @@ export class EquipmentStore {
     return row ?? null;
   }
 
-  async referenceTaken(tx: Queryable, collectivityId: string, reference: string): Promise<boolean> {
-    const rows = await tx.$queryRaw<unknown[]>`
-      SELECT 1 FROM equipment WHERE collectivity_id = ${collectivityId} AND reference = ${reference}`;
-    return rows.length > 0;
+  /** The reference of another asset of the collectivity equal to `reference` but for case, if any. */
+  async referenceHolder(tx: Queryable, collectivityId: string, reference: string): Promise<string | null> {
+    const [row] = await tx.$queryRaw<{ reference: string }[]>`
+      SELECT reference FROM equipment WHERE collectivity_id = ${collectivityId} AND lower(reference) = lower(${reference})`;
+    return row?.reference ?? null;
   }
 
   /** Through territory's published contract `territory_commune_at`: never its tables. */

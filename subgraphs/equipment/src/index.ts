@@ -21,6 +21,6 @@ export const equipmentService: SubgraphService<EquipmentContext> = {
   extendContext(base) {
     const store = new EquipmentStore(base.db);
     const loaders = createLoaders(store, cameraCollectivitiesOf(base.viewer));
-    return { ...base, loaders, equipment: new EquipmentService(base.viewer, store, base.db, loaders) };
+    return { ...base, loaders, equipment: new EquipmentService(base.viewer, store, base.db, loaders, base.log) };
   },
 };

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { countQuery, searchQuery } from '../src/equipment-store.js';
 import { CENTRE, FAGNIERES_POINT, LIGHT_POINTS, startEquipment, type EquipmentTestEnv } from './fixtures.js';
 
 const SEARCH = `query($filter: EquipmentFilter, $first: Int, $after: String) {
@@ -86,6 +87,83 @@ describe('equipment search', () => {
     const result = await search({ bbox });
     assert.deepEqual(result.ids, expected);
     assert.ok(result.nodes.every((n) => n.location!.coordinates[0] >= 4.36 && n.location!.coordinates[0] <= 4.37));
+  });
+
+  describe('bbox is exact and inclusive, and still served by the GiST index', () => {
+    const BOX = [4.36, 48.95, 4.37, 48.96] as const;
+    // Outside by less than one single-precision step (about 4e-6 degrees at 48°, 5e-7 at 4°):
+    // the index box operator `&&` cannot tell these from points on the edge.
+    const POINTS: [id: string, lon: number, lat: number, inside: boolean][] = [
+      ['edge-inside', 4.365, 48.955, true],
+      ['edge-on-west', 4.36, 48.955, true],
+      ['edge-on-east', 4.37, 48.955, true],
+      ['edge-on-south', 4.365, 48.95, true],
+      ['edge-on-north', 4.365, 48.96, true],
+      ['edge-on-corner', 4.37, 48.96, true],
+      ['edge-out-north', 4.365, 48.9600059, false],
+      ['edge-out-south', 4.365, 48.9499962, false],
+      ['edge-out-east', 4.3700001, 48.955, false],
+      ['edge-out-west', 4.3599999, 48.955, false],
+      ['edge-out-corner', 4.3700001, 48.9600001, false],
+    ];
+    const inside = POINTS.filter(([, , , isInside]) => isInside).map(([id]) => id).sort();
+    const outside = POINTS.filter(([, , , isInside]) => !isInside).map(([id]) => id).sort();
+
+    before(async () => {
+      await env.pool.query(
+        `INSERT INTO equipment (id, kind, reference, collectivity_id, insee_code, location)
+         SELECT id, 'WIFI_HOTSPOT', upper(id), 'chalons', '51108', ST_SetSRID(ST_MakePoint(lon, lat), 4326)
+         FROM unnest($1::text[], $2::float8[], $3::float8[]) AS t(id, lon, lat)`,
+        [POINTS.map((p) => p[0]), POINTS.map((p) => p[1]), POINTS.map((p) => p[2])],
+      );
+    });
+    after(() => env.pool.query(`DELETE FROM equipment WHERE id LIKE 'edge-%'`));
+
+    it('excludes points outside the box by less than float4 precision; points on an edge or corner match', async () => {
+      const { rows } = await env.pool.query<{ id: string }>(
+        `SELECT id FROM equipment WHERE id LIKE 'edge-out-%' AND location && ST_MakeEnvelope($1, $2, $3, $4, 4326) ORDER BY id`,
+        [...BOX],
+      );
+      assert.deepEqual(rows.map((r) => r.id), outside, 'the index operator alone matches every outside point: the test sits on the float4 boundary');
+
+      const result = await search({ bbox: [...BOX], kinds: ['WIFI_HOTSPOT'] });
+      assert.deepEqual(result.ids, inside);
+      assert.equal(result.totalCount, inside.length);
+      const paged = await search({ bbox: [...BOX], kinds: ['WIFI_HOTSPOT'] }, { first: 2, after: result.edges[1].cursor });
+      assert.deepEqual(paged.ids, inside.slice(2, 4));
+
+      const everything = await search({ bbox: [...BOX] }, { token: operatorChalons });
+      assert.ok(everything.ids.length > inside.length);
+      for (const node of everything.nodes) {
+        const [lon, lat] = node.location!.coordinates;
+        assert.ok(lon >= BOX[0] && lon <= BOX[2] && lat >= BOX[1] && lat <= BOX[3], `${node.id} at [${lon}, ${lat}] is inside`);
+      }
+      assert.ok(!everything.ids.some((id) => outside.includes(id)));
+    });
+
+    it('uses the GiST index on location for the page and the count', async () => {
+      const client = await env.pool.connect();
+      try {
+        // Enough rows around the box for the planner to prefer the index, then rolled back.
+        await client.query('BEGIN');
+        await client.query(
+          `INSERT INTO equipment (id, kind, reference, collectivity_id, location)
+           SELECT 'grid-' || x || '-' || y, 'WIFI_HOTSPOT', 'GRID-' || x || '-' || y, 'chalons',
+                  ST_SetSRID(ST_MakePoint(4.28 + x * 0.0006, 48.93 + y * 0.0009), 4326)
+           FROM generate_series(0, 199) AS x, generate_series(0, 99) AS y`,
+        );
+        await client.query('ANALYZE equipment');
+        const criteria = { bbox: [...BOX] as [number, number, number, number], cameraCollectivities: [] };
+        for (const [what, statement] of [['page', searchQuery(criteria, 50, null)], ['count', countQuery(criteria)]] as const) {
+          const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${statement.text}`, statement.values);
+          const plan = JSON.stringify(rows[0]['QUERY PLAN']);
+          assert.match(plan, /"Index Name":"equipment_location_idx"/, `${what}: ${plan}`);
+        }
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    });
   });
 
   it('within accepts a Polygon and a MultiPolygon', async () => {

@@ -4,9 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
-import { CENTRE, startEquipment, type EquipmentTestEnv } from './fixtures.js';
+import { CENTRE, startEquipment, subscriptions, type EquipmentTestEnv } from './fixtures.js';
 
 const FIELDS = `id kind reference name status communeInseeCode installedOn location { type coordinates } parent { id }
   details { __typename ... on LightPointDetails { powerW lampType dimmable colorTemperatureK } }`;
@@ -72,7 +70,46 @@ describe('equipment writes', () => {
     assert.deepEqual(near.equipmentSearch.edges.map((e: any) => e.node.id), [registered.id]);
     let log = await events(registered.id);
     assert.equal(log.length, 1);
-    assert.deepEqual(log[0].payload, { equipmentId: registered.id, change: 'REGISTERED', kind: 'LIGHT_POINT', status: 'IN_SERVICE' });
+    const { snapshot: registeredSnapshot, ...registration } = log[0].payload as Record<string, any>;
+    assert.deepEqual(registration, {
+      equipmentId: registered.id,
+      change: 'REGISTERED',
+      kind: 'LIGHT_POINT',
+      status: 'IN_SERVICE',
+      actor: { sub: 'test-operator-chalons', roles: ['operator'] },
+      changes: [
+        { field: 'kind', before: null, after: 'LIGHT_POINT' },
+        { field: 'reference', before: null, after: 'LP-CHA-900001' },
+        { field: 'name', before: null, after: 'Rue de la Marne 12' },
+        { field: 'status', before: null, after: 'IN_SERVICE' },
+        { field: 'collectivityId', before: null, after: 'chalons' },
+        { field: 'communeInseeCode', before: null, after: '51108' },
+        { field: 'location', before: null, after: { type: 'Point', coordinates: [4.3661, 48.9581] } },
+        { field: 'installedOn', before: null, after: '2025-10-01' },
+        { field: 'parentId', before: null, after: 'cab-1' },
+        { field: 'details.colorTemperatureK', before: null, after: 2700 },
+        { field: 'details.dimmable', before: null, after: true },
+        { field: 'details.lampType', before: null, after: 'LED' },
+        { field: 'details.powerW', before: null, after: 36 },
+      ],
+    });
+    assert.deepEqual({ ...registeredSnapshot, createdAt: undefined, updatedAt: undefined }, {
+      id: registered.id,
+      kind: 'LIGHT_POINT',
+      reference: 'LP-CHA-900001',
+      name: 'Rue de la Marne 12',
+      status: 'IN_SERVICE',
+      collectivityId: 'chalons',
+      inseeCode: '51108',
+      lon: 4.3661,
+      lat: 48.9581,
+      installedOn: '2025-10-01',
+      parentId: 'cab-1',
+      details: { powerW: 36, lampType: 'LED', dimmable: true, colorTemperatureK: 2700 },
+      createdAt: undefined,
+      updatedAt: undefined,
+      decommissionedAt: null,
+    });
     assert.equal(log[0].topic, 'equipment.changed');
     assert.equal(log[0].collectivity_id, 'chalons');
 
@@ -89,6 +126,13 @@ describe('equipment writes', () => {
     log = await events(registered.id);
     assert.deepEqual(log.map((e) => e.payload.change), ['REGISTERED', 'UPDATED']);
     assert.equal(log[1].payload.status, 'FAULT');
+    assert.deepEqual(log[1].payload.actor, { sub: 'test-admin-chalons-chalons-agglo', roles: ['admin'] });
+    assert.deepEqual(log[1].payload.changes, [
+      { field: 'status', before: 'IN_SERVICE', after: 'FAULT' },
+      { field: 'location', before: { type: 'Point', coordinates: [4.3661, 48.9581] }, after: { type: 'Point', coordinates: [4.367, 48.959] } },
+      { field: 'parentId', before: 'cab-1', after: null },
+      { field: 'details.powerW', before: 36, after: 30 },
+    ], 'only what changed: the commune and the untouched attributes are left out');
 
     const decommissioned = ok(
       await env.gql('mutation($id: ID!) { decommissionEquipment(id: $id, reason: "pole knocked down") { status decommissionedAt } }', {
@@ -99,7 +143,21 @@ describe('equipment writes', () => {
     assert.equal(decommissioned.status, 'DECOMMISSIONED');
     assert.ok(Date.parse(decommissioned.decommissionedAt) > Date.now() - 60_000);
     log = await events(registered.id);
-    assert.deepEqual(log[2].payload, { equipmentId: registered.id, change: 'DECOMMISSIONED', kind: 'LIGHT_POINT', status: 'DECOMMISSIONED', reason: 'pole knocked down' });
+    const { snapshot: decommissionedSnapshot, ...decommissioning } = log[2].payload as Record<string, any>;
+    assert.deepEqual(decommissioning, {
+      equipmentId: registered.id,
+      change: 'DECOMMISSIONED',
+      kind: 'LIGHT_POINT',
+      status: 'DECOMMISSIONED',
+      reason: 'pole knocked down',
+      actor: { sub: 'test-operator-chalons', roles: ['operator'] },
+      changes: [
+        { field: 'status', before: 'FAULT', after: 'DECOMMISSIONED' },
+        { field: 'decommissionedAt', before: null, after: decommissioned.decommissionedAt },
+      ],
+    });
+    assert.equal(decommissionedSnapshot.status, 'DECOMMISSIONED');
+    assert.equal(decommissionedSnapshot.decommissionedAt, decommissioned.decommissionedAt);
 
     // Row and event share one transaction: their commit ids are the same transaction.
     const { rows } = await env.pool.query(
@@ -141,37 +199,7 @@ describe('equipment writes', () => {
   });
 
   it('a subscriber receives equipmentChanged after a mutation, filtered by kind, camera positions restricted', async () => {
-    const wsUrl = env.service.url.replace(/^http/, 'ws');
-    const clients: Client[] = [];
-    const subscribe = (query: string, token?: string) => {
-      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: token ? { authorization: `Bearer ${token}` } : {}, retryAttempts: 0 });
-      clients.push(client);
-      const received: any[] = [];
-      const waiters: (() => void)[] = [];
-      const done = new Promise<void>((resolve, reject) => {
-        client.subscribe({ query }, {
-          next: (value) => {
-            received.push(value);
-            waiters.splice(0).forEach((w) => w());
-          },
-          error: reject,
-          complete: resolve,
-        });
-      });
-      done.catch(() => {});
-      const waitFor = async (n: number) => {
-        const deadline = Date.now() + 10_000;
-        while (received.length < n) {
-          assert.ok(Date.now() < deadline, `timed out waiting for ${n} events, got ${JSON.stringify(received)}`);
-          await new Promise<void>((resolve) => {
-            waiters.push(resolve);
-            setTimeout(resolve, 200);
-          });
-        }
-        return received;
-      };
-      return { received, waitFor };
-    };
+    const { subscribe, dispose } = subscriptions(env);
     try {
       const cameras = subscribe('subscription { equipmentChanged(kinds: [CAMERA]) { cursor change equipment { id location { coordinates } } } }');
       const everything = subscribe('subscription { equipmentChanged(collectivityIds: ["chalons"]) { cursor change equipment { id status } } }', operator);
@@ -202,7 +230,7 @@ describe('equipment writes', () => {
       assert.equal(rejected.errors[0].extensions.code, 'BAD_USER_INPUT');
       assert.equal(rejected.errors[0].extensions.field, 'after');
     } finally {
-      await Promise.all(clients.map((client) => client.dispose()));
+      await dispose();
     }
   });
 });
