@@ -4,27 +4,56 @@
  * catch up from a cursor (the bigserial id).
  *
  * Ordering. Ids are taken from the sequence when a row is inserted, but transactions commit
- * in any order, so a reader that has seen id 12 may later see id 11 appear. A reader must
- * therefore only move its cursor past ids that no running transaction can still fill.
- * We do it without serialising writers and without an extra column:
+ * in any order, so a reader that has seen id 12 may later see id 11 appear. A reader only
+ * moves its cursor past ids that are FINAL: committed and visible to every later read, or
+ * never to exist. Without serialising writers and without an extra column, from these facts
+ * about PostgreSQL (xid8 values: 64 bits, no wraparound to reason about):
+ *
+ *  F1. Transaction ids are handed out in increasing order under one lock, and a transaction is
+ *      in the shared list of running transactions from before the next xid is handed out
+ *      until it ends; once it has left, every later snapshot sees its outcome.
+ *  F2. A snapshot's xmax is one past the highest COMPLETED xid, not past the highest assigned
+ *      one: a transaction running with an xid ≥ xmax is neither in the snapshot's running list
+ *      nor below xmax, so xmin = xmax does not mean "nothing is running" (the previous bound
+ *      assumed it, and skipped events). What does hold: xmin ≤ xmax, and xmin ≤ every running
+ *      xid below xmax; so a transaction running with xid x always gives xmin ≤ x. Hence
+ *      xmin(S) ≥ R implies that no transaction with an xid below R is running at S.
+ *  F3. The sequence has CACHE 1, so nextval hands out ids in increasing order in real time.
+ *  F4. In a multi-statement query at READ COMMITTED, each statement takes a fresh snapshot when
+ *      it starts, and the statements run in order in one implicit transaction.
  *
  *  1. `publishEvent` makes its transaction take a transaction id (`pg_current_xact_id()`)
  *     BEFORE it draws an id from the sequence.
- *  2. The bus reads, in one statement (one snapshot S), the highest visible id M and the
- *     snapshot bounds xmin(S)/xmax(S) (64-bit xid8 values: no wraparound to reason about).
- *     Any id below M that is not visible in S was drawn before M's transaction committed,
- *     hence (by 1) by a transaction that already had an xid and was still running at S:
- *     an xid below xmax(S).
- *  3. So every id ≤ M is final (committed and visible from then on, or never to exist)
- *     as soon as a later snapshot has xmin ≥ xmax(S): all those transactions have ended.
- *     With no transaction running at S (xmin = xmax) that holds at once.
- *  4. Shortcut: ids that follow the delivered position without a gap (position+1, +2, ...)
- *     are final too: nothing is missing below them. That is the common case, so most
- *     events are delivered on the NOTIFY that announces them.
+ *  2. A checkpoint is one round trip of three statements: (a) M, the highest id visible in
+ *     that statement's snapshot S; (b) R = `pg_current_xact_id()`, an xid assigned after S;
+ *     (c) the xmin of a fresh snapshot (F4).
+ *     Claim: every id ≤ M is final as soon as a snapshot has xmin ≥ R.
+ *     Proof: take an id d ≤ M not visible in S (a visible one is final already). M's
+ *     transaction drew M and committed before S; by F3, d was drawn before M, so before S; by
+ *     1 its writer had its xid w before that, hence before R was assigned: w < R (F1). A
+ *     snapshot with xmin ≥ R finds nothing below R running (F2), so that writer has ended and
+ *     every later read sees d if it committed (F1); if it rolled back, d never appears.
+ *     Statement (c) counts R itself as running, so its xmin is ≤ R, and = R exactly when
+ *     nothing below R is running: then M is final at once (the common case). Otherwise the
+ *     checkpoint waits; later reads of xmin alone (no xid) settle it.
+ *  3. Shortcut: if every id ≤ P is final and P+1 is visible, P+1 is committed, hence final.
+ *     So ids that follow the delivered position without a gap are delivered on the NOTIFY
+ *     that announces them with no checkpoint at all. (This needs a sound bound for P: with
+ *     the previous bound, P itself could be wrong.)
+ *  4. A subscriber without a cursor starts at the bus's position P, never at the highest
+ *     visible id: ids ≤ P were final before the call, so every event committed after it has
+ *     a greater id and is delivered (a few committed just before it may be delivered too).
+ *
+ * Cost: a checkpoint consumes one xid, bringing the next anti-wraparound vacuum closer. It is
+ * taken only when a visible event waits behind a gap (a rollback or an insert still in
+ * flight) and the highest visible id has grown since the last checkpoint: at most one per
+ * committed writing transaction per bus (one bus per process), plus one at start, at most
+ * MAX_CHECKPOINTS pending; none while ids arrive without gaps or nothing is written.
+ *
  * Consequences, documented for operators: events are only written through publishEvent;
- * the sequence keeps CACHE 1 (the bigserial default); a long-running writing transaction
- * anywhere in the database delays events that follow a gap (a rollback or an in-flight
- * insert) until it ends, and the bus logs a warning when that lasts.
+ * the sequence keeps CACHE 1 (the bigserial default); xmin is cluster-wide, so a long-running
+ * transaction holding an xid in ANY database of the cluster delays events that follow a gap,
+ * and `start()`, until it ends; the bus logs a warning when that lasts.
  */
 import pg from 'pg';
 import { badInput } from './errors.js';
@@ -110,12 +139,24 @@ export async function publishEvent(tx: EventWriter, event: NewEvent): Promise<st
 
 export interface SubscribeOptions {
   topics: string[];
-  /** Replays every event with a greater id, then goes live. Without it: starts at the current head. */
+  /**
+   * Replays every event with a greater id, then goes live. Without it: every event committed
+   * after the call (the stream starts at the bus's position, see 4 in the header).
+   */
   after?: bigint | string | null;
   /** Only events of these collectivities (events without a collectivity are then excluded). */
   collectivityIds?: string[] | null;
   /** Ends the stream when aborted. */
   signal?: AbortSignal;
+}
+
+/** What one checkpoint read returns (see 2 in the header). */
+export interface Checkpoint {
+  /** Every id ≤ maxId is final once a snapshot has xmin ≥ mark. */
+  mark: bigint;
+  maxId: bigint;
+  /** The xmin of a snapshot taken after `mark` was determined. */
+  xmin: bigint;
 }
 
 const BATCH = 500;
@@ -127,12 +168,23 @@ const SAFETY_POLL_MS = 5_000;
 const PENDING_RETRY_MS = [10, 20, 50, 100, 200, 500, 1_000];
 const RECONNECT_MAX_MS = 5_000;
 const SLOW_HORIZON_WARN_MS = 30_000;
+/** Each pending checkpoint cost an xid: beyond this many, none is taken until one settles. */
 const MAX_CHECKPOINTS = 64;
+/**
+ * How long `start()` waits for the transactions running when it began to end. A stuck one
+ * (say an idle session in another database) must not keep a server from starting; the bus
+ * then keeps waiting in the background.
+ */
+const START_WAIT_MS = 5_000;
 
-const HORIZON_SQL = `
-SELECT pg_snapshot_xmin(s)::text AS xmin, pg_snapshot_xmax(s)::text AS xmax,
-       (SELECT coalesce(max(id), 0) FROM events)::text AS max_id
-FROM pg_current_snapshot() AS s`;
+// Three statements, one round trip (see 2 in the header): M under its own snapshot, then R,
+// then a fresh snapshot's xmin. No parameters, so pg sends it as one simple query.
+const CHECKPOINT_SQL = `
+SELECT coalesce(max(id), 0)::text AS max_id FROM events;
+SELECT pg_current_xact_id()::text AS mark;
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`;
+
+const XMIN_SQL = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`;
 
 // Payloads of topics nobody here listens to are not transferred.
 const LIVE_SQL = `
@@ -166,7 +218,7 @@ const toEvent = (row: EventRow): BusEvent => ({
 interface Subscriber {
   topics: Set<string>;
   collectivities: Set<string> | null;
-  /** Last id handed to (or skipped for) this subscriber; null: "the head", fixed once known. */
+  /** Last id handed to (or skipped for) this subscriber; null: the bus's position, once it has one. */
   cursor: bigint | null;
   /** Fed by the bus's shared read; otherwise it reads its own filtered batches from the table. */
   live: boolean;
@@ -200,9 +252,10 @@ export class EventBus {
   private horizon: bigint | null = null;
   /** Every id ≤ position is final and has been offered to live subscribers. */
   private position: bigint | null = null;
-  /** Highest id visible at the last horizon read: where "head" subscribers start. */
-  private head: bigint | null = null;
-  private checkpoints: { xmax: bigint; maxId: bigint; since: number; warned: boolean }[] = [];
+  /** Oldest first; marks and maxIds both increase. */
+  private checkpoints: { mark: bigint; maxId: bigint; since: number; warned: boolean }[] = [];
+  /** `start()` callers waiting for the first position. */
+  private positionWaiters: (() => void)[] = [];
 
   private listener: pg.Client | null = null;
   private reconnectDelay = 100;
@@ -212,20 +265,25 @@ export class EventBus {
   private pumpTimerDue = Infinity;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
+  private lastPumpFailed = false;
   /** Index into PENDING_RETRY_MS while events wait behind running transactions. */
   private pendingRetry = 0;
   private started: Promise<void> | null = null;
   private closed = false;
 
   constructor(
-    private readonly pool: pg.Pool,
+    protected readonly pool: pg.Pool,
     private readonly log: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>,
+    private readonly options: { /** Default START_WAIT_MS. */ startWaitMs?: number } = {},
   ) {}
 
   /**
-   * Connects the LISTEN connection and reads the current head. Idempotent; `subscribe`
-   * calls it, but a server awaits it first so that "the current head" is exact. A database
-   * that is down is not an error here: the bus keeps retrying in the background.
+   * Connects the LISTEN connection and establishes the bus's position, so that a subscriber
+   * without a cursor gets exactly the events committed after it subscribes. Idempotent;
+   * `subscribe` calls it, but a server awaits it first. A database that is down is not an
+   * error here: the bus keeps retrying in the background (as it does when older transactions
+   * outlast `startWaitMs`); until it has a position, a subscriber without a cursor starts at
+   * the first one it gets.
    */
   start(): Promise<void> {
     this.started ??= (async () => {
@@ -233,6 +291,20 @@ export class EventBus {
       this.safetyTimer.unref();
       await this.connectListener();
       await this.kick();
+      if (this.position !== null || this.lastPumpFailed || this.closed) return;
+      const waitMs = this.options.startWaitMs ?? START_WAIT_MS;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.log.warn(`event bus: still waiting after ${waitMs} ms for transactions older than its start to end`);
+          done();
+        }, waitMs);
+        const done = () => {
+          clearTimeout(timer);
+          this.positionWaiters = this.positionWaiters.filter((waiter) => waiter !== done);
+          resolve();
+        };
+        this.positionWaiters.push(done);
+      });
     })();
     return this.started;
   }
@@ -245,7 +317,7 @@ export class EventBus {
     const sub: Subscriber = {
       topics: new Set(options.topics),
       collectivities: options.collectivityIds ? new Set(options.collectivityIds) : null,
-      cursor: cursor ?? this.head,
+      cursor: cursor ?? this.position,
       live: false,
       queue: [],
       waiters: [],
@@ -303,11 +375,26 @@ export class EventBus {
     for (const timer of [this.safetyTimer, this.pumpTimer]) if (timer) clearInterval(timer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     for (const sub of [...this.subscribers]) sub.finish();
+    for (const done of [...this.positionWaiters]) done();
     await this.started?.catch(() => {});
     await this.pumping;
     const listener = this.listener;
     this.listener = null;
     await listener?.end().catch(() => {});
+  }
+
+  /**
+   * Reads one checkpoint (2 in the header). Protected for one reason: the benchmark
+   * (bench/event-bus.ts) overrides it with the previous, unsound bound to measure both under
+   * the same load in the same run, without that bound living on in production code.
+   */
+  protected async readCheckpoint(): Promise<Checkpoint> {
+    const results = (await this.pool.query(CHECKPOINT_SQL)) as unknown as pg.QueryResult[];
+    return {
+      maxId: BigInt(results[0].rows[0].max_id),
+      mark: BigInt(results[1].rows[0].mark),
+      xmin: BigInt(results[2].rows[0].xmin),
+    };
   }
 
   // --- LISTEN connection -------------------------------------------------------------
@@ -378,6 +465,7 @@ export class EventBus {
     this.pumpTimerDue = Infinity;
     this.pumping = this.runPumps().then((failed) => {
       this.pumping = null;
+      this.lastPumpFailed = failed;
       this.afterPumps(failed);
     });
     return this.pumping;
@@ -397,12 +485,13 @@ export class EventBus {
   }
 
   private afterPumps(failed: boolean): void {
+    if (this.position !== null || failed || this.closed) for (const done of [...this.positionWaiters]) done();
     if (this.closed) return;
     if (failed) return this.schedule(PENDING_RETRY_MS.at(-1)!);
     if (this.pumpAgain) return this.schedule(0);
-    // Events wait behind a running transaction: look again soon, backing off to 1 s.
-    const waiting = this.subscribers.size > 0 && (this.checkpoints.length > 0 || this.position === null);
-    if (!waiting) {
+    // Events wait behind a running transaction: look again soon, backing off to 1 s. Without
+    // subscribers too, so that the position a new one starts at stays recent.
+    if (this.checkpoints.length === 0 && this.position !== null) {
       this.pendingRetry = 0;
       return;
     }
@@ -411,40 +500,53 @@ export class EventBus {
   }
 
   private async pump(): Promise<void> {
-    await this.advanceHorizon();
     if (this.position === null) {
+      await this.advanceHorizon(null);
       if (this.horizon === null) return;
       this.position = this.horizon;
+      for (const sub of this.subscribers) sub.cursor ??= this.position;
     }
-    await this.readLive();
+    // The live read advances the position even without live subscribers: a new subscriber
+    // without a cursor starts there, so it must stay recent.
+    while (!this.closed) {
+      const waiting = await this.readLive();
+      if (!(await this.advanceHorizon(waiting))) break;
+    }
     await this.catchUp();
   }
 
-  private async advanceHorizon(): Promise<void> {
-    const { rows } = await this.pool.query<{ xmin: string; xmax: string; max_id: string }>(HORIZON_SQL);
-    const xmin = BigInt(rows[0].xmin);
-    const xmax = BigInt(rows[0].xmax);
-    const maxId = BigInt(rows[0].max_id);
-    this.head = this.head === null ? maxId : max(this.head, maxId);
-    for (const sub of this.subscribers) sub.cursor ??= this.head;
+  /**
+   * Settles what it can; `waiting` is the highest visible id the live read could not yet
+   * deliver. Takes a checkpoint (one xid) only if that id is beyond every pending one, or to
+   * get the first position; otherwise only reads xmin. True when ids beyond the position became final.
+   */
+  private async advanceHorizon(waiting: bigint | null): Promise<boolean> {
+    if (this.position !== null) this.checkpoints = this.checkpoints.filter((c) => c.maxId > this.position!);
+    const newest = this.checkpoints.at(-1);
+    const wanted =
+      this.horizon === null ? newest === undefined : waiting !== null && waiting > (newest?.maxId ?? this.horizon);
+    let xmin: bigint;
+    if (wanted && this.checkpoints.length < MAX_CHECKPOINTS) {
+      // Its maxId is at least `waiting`, visible earlier: beyond every pending one.
+      const checkpoint = await this.readCheckpoint();
+      xmin = checkpoint.xmin;
+      this.checkpoints.push({ mark: checkpoint.mark, maxId: checkpoint.maxId, since: Date.now(), warned: false });
+    } else if (this.checkpoints.length > 0) {
+      const { rows } = await this.pool.query<{ xmin: string }>(XMIN_SQL);
+      xmin = BigInt(rows[0].xmin);
+    } else {
+      return false;
+    }
 
     let settled: bigint | null = null;
-    while (this.checkpoints.length > 0 && this.checkpoints[0].xmax <= xmin) {
-      const { maxId: id } = this.checkpoints.shift()!;
-      settled = settled === null ? id : max(settled, id);
-    }
-    if (xmin === xmax) {
+    while (this.checkpoints.length > 0 && this.checkpoints[0].mark <= xmin) {
+      const { maxId } = this.checkpoints.shift()!;
       settled = settled === null ? maxId : max(settled, maxId);
-      this.checkpoints = [];
-    } else if (this.horizon === null || maxId > this.horizon) {
-      const last = this.checkpoints.at(-1);
-      if (!last || maxId > last.maxId) {
-        // Replacing the newest one when full only delays it: a later xmax settles a larger id.
-        if (this.checkpoints.length >= MAX_CHECKPOINTS) this.checkpoints.pop();
-        this.checkpoints.push({ xmax, maxId, since: Date.now(), warned: false });
-      }
     }
-    if (settled !== null) this.horizon = this.horizon === null ? settled : max(this.horizon, settled);
+    if (settled !== null && (this.horizon === null || settled > this.horizon)) {
+      this.horizon = settled;
+      this.pendingRetry = 0;
+    }
 
     const oldest = this.checkpoints[0];
     if (oldest && !oldest.warned && Date.now() - oldest.since > SLOW_HORIZON_WARN_MS) {
@@ -454,39 +556,43 @@ export class EventBus {
         'event bus: events after a gap have waited over 30 s for a long-running transaction to end',
       );
     }
+    return this.position !== null && this.horizon !== null && this.horizon > this.position;
   }
 
-  /** Offers the rows after `position` to live subscribers, as far as they are final. */
-  private async readLive(): Promise<void> {
+  /**
+   * Offers the rows after `position` to live subscribers, as far as they are final; returns
+   * the highest id it saw but could not offer yet, or null.
+   */
+  private async readLive(): Promise<bigint | null> {
     const live = [...this.subscribers].filter((sub) => {
       if (!sub.live && sub.cursor !== null && sub.cursor >= this.position!) sub.live = true;
       return sub.live;
     });
-    if (live.length > 0) {
-      const topics = [...new Set(live.flatMap((sub) => [...sub.topics]))];
-      for (;;) {
-        const { rows } = await this.pool.query<EventRow>(LIVE_SQL, [this.position!.toString(), topics]);
-        let blocked = false;
-        for (const row of rows) {
-          const id = BigInt(row.id);
-          if (!(id <= this.horizon! || id === this.position! + 1n)) {
-            blocked = true;
-            break;
-          }
-          this.position = id;
-          let event: BusEvent | null = null;
-          for (const sub of live) {
-            if (!sub.live || sub.finished || id <= sub.cursor!) continue;
-            sub.cursor = id;
-            if (!sub.topics.has(row.topic) || (sub.collectivities && !sub.collectivities.has(row.collectivity_id!))) continue;
-            this.deliver(sub, (event ??= toEvent(row)));
-            if (sub.queue.length > HIGH_WATER) sub.live = false;
-          }
+    const topics = [...new Set(live.flatMap((sub) => [...sub.topics]))];
+    let waiting: bigint | null = null;
+    for (;;) {
+      const { rows } = await this.pool.query<EventRow>(LIVE_SQL, [this.position!.toString(), topics]);
+      for (const row of rows) {
+        const id = BigInt(row.id);
+        if (!(id <= this.horizon! || id === this.position! + 1n)) {
+          waiting = BigInt(rows.at(-1)!.id);
+          break;
         }
-        if (blocked || rows.length < BATCH || this.closed) break;
+        this.position = id;
+        let event: BusEvent | null = null;
+        for (const sub of live) {
+          if (!sub.live || sub.finished || id <= sub.cursor!) continue;
+          sub.cursor = id;
+          if (!sub.topics.has(row.topic) || (sub.collectivities && !sub.collectivities.has(row.collectivity_id!))) continue;
+          this.deliver(sub, (event ??= toEvent(row)));
+          if (sub.queue.length > HIGH_WATER) sub.live = false;
+        }
       }
+      if (waiting !== null || rows.length < BATCH || this.closed) break;
     }
+    // Every final id up to the horizon was visible to this read, so it has been offered.
     if (this.horizon! > this.position!) this.position = this.horizon;
+    return waiting;
   }
 
   /** Subscribers behind `position` read their own filtered batches, one batch per pump. */

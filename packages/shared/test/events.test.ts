@@ -147,6 +147,143 @@ describe('event bus', () => {
     }
   });
 
+  it('waits for a writer that took its xid before a later one but draws the higher id (xmin = xmax while it runs)', async () => {
+    const bus = new EventBus(pool, log);
+    await bus.start();
+    const a = await pool.connect();
+    const b = await pool.connect();
+    try {
+      const events = reader(bus.subscribe({ topics: ['t9'] }));
+      await a.query('BEGIN');
+      await b.query('BEGIN');
+      const xidA = BigInt((await a.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
+      const xidB = BigInt((await b.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
+      assert.ok(xidA < xidB);
+      const low = await publishEvent(b, { topic: 't9', collectivityId: null, payload: 'B: later xid, lower id' });
+      const high = await publishEvent(a, { topic: 't9', collectivityId: null, payload: 'A: earlier xid, higher id' });
+      assert.ok(BigInt(low) < BigInt(high));
+      await a.query('COMMIT');
+      // Now A's xid is the highest completed one, so B (xid above it) is running at or above
+      // every snapshot's xmax: a bound read from xmin/xmax alone takes `high` as final here.
+      assert.ok(await events.nothingWithin(400), 'the higher id was delivered while B, which holds a lower one, was running');
+      await b.query('COMMIT');
+      assert.equal((await events.next()).id, low);
+      assert.equal((await events.next()).id, high);
+    } finally {
+      a.release();
+      b.release();
+      await bus.close();
+    }
+  });
+
+  it('a subscriber without a cursor starts at the final position: it gets a write that was in flight below the highest visible id', async () => {
+    const bus = new EventBus(pool, log);
+    await bus.start();
+    const slow = await pool.connect();
+    try {
+      const first = reader(bus.subscribe({ topics: ['t10'] }));
+      await slow.query('BEGIN');
+      const inFlight = await publishEvent(slow, { topic: 't10', collectivityId: null, payload: 'in flight' });
+      const visible = await publish('t10', 'committed above it', null);
+      assert.ok(BigInt(inFlight) < BigInt(visible));
+      assert.ok(await first.nothingWithin(200));
+      // Subscribes while `visible` is the highest visible id and `inFlight` may still commit.
+      const late = reader(bus.subscribe({ topics: ['t10'] }));
+      await slow.query('COMMIT');
+      for (const events of [first, late]) {
+        assert.equal((await events.next()).id, inFlight, 'the write committed after subscribing was skipped');
+        assert.equal((await events.next()).id, visible);
+      }
+    } finally {
+      slow.release();
+      await bus.close();
+    }
+  });
+
+  it('start() resolves once its position is final: not while a write below the highest visible id is in flight', async () => {
+    const slow = await pool.connect();
+    const bus = new EventBus(pool, log);
+    try {
+      await slow.query('BEGIN');
+      const inFlight = await publishEvent(slow, { topic: 't11', collectivityId: null, payload: 'in flight' });
+      await publish('t11', 'committed above it', null);
+      let startedAt = 0;
+      const started = bus.start().then(() => (startedAt = Date.now()));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.equal(startedAt, 0, 'start() resolved while an earlier write could still appear below its position');
+      const committedAt = Date.now();
+      await slow.query('COMMIT');
+      await started;
+      assert.ok(startedAt >= committedAt);
+      // Everything up to there is behind the position: only later commits reach a new subscriber.
+      const events = reader(bus.subscribe({ topics: ['t11'] }));
+      const next = await publish('t11', 'after start', null);
+      assert.ok(BigInt(next) > BigInt(inFlight));
+      assert.equal((await events.next()).id, next);
+    } finally {
+      slow.release();
+      await bus.close();
+    }
+  });
+
+  it('start() does not wait forever for a stuck transaction: it gives up after its bound, and the bus settles once it ends', async () => {
+    // Short: while it is open, every bus on the cluster waits for it.
+    const stuck = await pool.connect();
+    const bus = new EventBus(pool, log, { startWaitMs: 500 });
+    try {
+      await stuck.query('BEGIN');
+      await stuck.query('SELECT pg_current_xact_id()');
+      const started = Date.now();
+      await bus.start();
+      const waited = Date.now() - started;
+      assert.ok(waited >= 450 && waited < 3_000, `start() resolved after ${waited} ms`);
+      const events = reader(bus.subscribe({ topics: ['t13'] }));
+      await stuck.query('COMMIT');
+      const id = await publish('t13', 'after the stuck transaction', null);
+      assert.equal((await events.next()).id, id);
+    } finally {
+      stuck.release();
+      await bus.close();
+    }
+  });
+
+  it('takes no checkpoint (which costs an xid) while events arrive without gaps, nor when idle', async () => {
+    class CountingBus extends EventBus {
+      checkpointReads = 0;
+      protected override readCheckpoint() {
+        this.checkpointReads++;
+        return super.readCheckpoint();
+      }
+    }
+    const bus = new CountingBus(pool, log);
+    await bus.start();
+    try {
+      assert.equal(bus.checkpointReads, 1, 'one to find its position');
+      const events = reader(bus.subscribe({ topics: ['t12'] }));
+      // A rolled-back id left at the head by an earlier test may cost one more.
+      const before = bus.checkpointReads;
+      for (let n = 0; n < 40; n++) {
+        const id = await publish('t12', n, null);
+        assert.equal((await events.next()).id, id);
+      }
+      assert.ok(bus.checkpointReads - before <= 1, `${bus.checkpointReads - before} checkpoints for 40 contiguous events`);
+      const settled = bus.checkpointReads;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(bus.checkpointReads, settled);
+      // A gap (a rolled-back id) costs one.
+      const client = await pool.connect();
+      await client.query('BEGIN');
+      await publishEvent(client, { topic: 't12', collectivityId: null, payload: 'rolled back' });
+      await client.query('ROLLBACK');
+      client.release();
+      const after = await publish('t12', 'after the gap', null);
+      assert.equal((await events.next()).id, after);
+      assert.equal(bus.checkpointReads, settled + 1);
+    } finally {
+      await bus.close();
+    }
+  });
+
   it('under concurrent writers that commit or roll back in any order, delivers exactly the committed events, in id order', async () => {
     const bus = new EventBus(pool, log);
     await bus.start();
