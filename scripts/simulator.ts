@@ -6,10 +6,9 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { loadConfigOrExit, type Config } from '@connecte/shared/config';
-import { signDevelopmentToken } from '@connecte/shared/auth';
+import { COLLECTIVITY_IDS, signDevelopmentToken } from '@connecte/shared/auth';
 import { METRICS, senmlPack, uplinkTopic, type MetricName } from '@connecte/shared/senml';
 
-const COLLECTIVITIES = ['chalons', 'fagnieres', 'saint-martin-sur-le-pre', 'chalons-agglo'];
 const SIMULATED_KINDS = [
   'LIGHT_POINT',
   'PRESENCE_DETECTOR',
@@ -171,10 +170,13 @@ export interface SimulatorOptions {
 
 export async function startSimulator(options: SimulatorOptions) {
   const { config, gatewayUrl, faultEveryMs = 120_000, repairAfterMs = 300_000, speed = 1, log = console.log } = options;
-  const token = await signDevelopmentToken(
-    { sub: 'city-simulator', roles: ['operator'], collectivities: COLLECTIVITIES, expiresIn: '30d' },
-    config,
-  );
+  // A token lives at most JWT_MAX_LIFETIME_SECONDS: a fresh one replaces it halfway (at least twice a day).
+  const mint = () =>
+    signDevelopmentToken(
+      { sub: 'city-simulator', roles: ['operator'], collectivities: [...COLLECTIVITY_IDS], expiresIn: config.JWT_MAX_LIFETIME_SECONDS },
+      config,
+    );
+  let token = await mint();
   const devices = await loadDevices(gatewayUrl, token);
   const stops = devices.filter((d) => d.kind === 'BUS_STOP');
   const client: MqttClient = await mqtt.connectAsync(config.MQTT_URL, { clientId: `connecte-simulator-${process.pid}`, reconnectPeriod: 2_000 });
@@ -212,12 +214,17 @@ export async function startSimulator(options: SimulatorOptions) {
           repairs.add(repair);
         }, faultEveryMs)
       : null;
+  const renewal = setInterval(
+    () => void mint().then((fresh) => (token = fresh), (error: Error) => log(`[simulator] could not renew its token: ${error.message}`)),
+    Math.min(config.JWT_MAX_LIFETIME_SECONDS * 500, 12 * 3_600_000),
+  );
 
   return {
     devices: devices.length,
     published: () => published,
     async stop() {
       clearInterval(tick);
+      clearInterval(renewal);
       if (faults) clearInterval(faults);
       for (const repair of repairs) clearTimeout(repair);
       await client.endAsync();

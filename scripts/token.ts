@@ -4,14 +4,13 @@
  * configured JWT_SECRET (only the token on stdout, so `TOKEN=$(npm run -s token -- ...)` works).
  */
 import { parseArgs } from 'node:util';
-import { ROLES, signDevelopmentToken, type Role } from '@connecte/shared/auth';
+import { COLLECTIVITY_IDS, ROLES, signDevelopmentToken, type Role } from '@connecte/shared/auth';
 import { loadConfigOrExit } from '@connecte/shared/config';
 
-const COLLECTIVITIES = ['chalons', 'fagnieres', 'saint-martin-sur-le-pre', 'chalons-agglo'];
 const USAGE = `usage: npm run token -- --role <role> [--role <role>...] [--collectivity <id>...] [--sub <subject>] [--expires <span>]
   roles:          ${ROLES.join(', ')}
-  collectivities: ${COLLECTIVITIES.join(', ')}
-  expires:        a time span such as 30m, 12h, 7d (default 12h)`;
+  collectivities: ${COLLECTIVITY_IDS.join(', ')}
+  expires:        a time span such as 30m, 12h, 7d (default 12h), at most JWT_MAX_LIFETIME_SECONDS`;
 
 function fail(message: string): never {
   console.error(`token: ${message}\n${USAGE}`);
@@ -52,15 +51,20 @@ for (const role of roles) {
 }
 const collectivities = values.collectivity ?? [];
 for (const id of collectivities) {
-  if (!COLLECTIVITIES.includes(id)) fail(`unknown collectivity '${id}'`);
+  if (!(COLLECTIVITY_IDS as readonly string[]).includes(id)) fail(`unknown collectivity '${id}'`);
 }
-if (!/^\d+\s?(s|m|h|d|w)$/.test(values.expires)) fail(`--expires '${values.expires}' is not a time span like 30m, 12h or 7d`);
+if (!/^0*[1-9]\d*\s?(s|m|h|d|w)$/.test(values.expires)) fail(`--expires '${values.expires}' is not a time span like 30m, 12h or 7d`);
 if (values.sub.trim() === '') fail('--sub must not be empty');
 
 const config = loadConfigOrExit();
-const token = await signDevelopmentToken(
-  { sub: values.sub, roles: [...new Set(roles)] as Role[], collectivities: [...new Set(collectivities)], expiresIn: values.expires },
-  config,
-);
+let token: string;
+try {
+  token = await signDevelopmentToken(
+    { sub: values.sub, roles: [...new Set(roles)] as Role[], collectivities: [...new Set(collectivities)], expiresIn: values.expires },
+    config,
+  );
+} catch (error) {
+  fail(`--expires ${values.expires}: ${(error as Error).message}`);
+}
 console.error(`token for sub=${values.sub} roles=${roles.join(',')} collectivities=${collectivities.join(',') || '-'} expires in ${values.expires}`);
 console.log(token);

@@ -12,6 +12,10 @@ import {
 import { createClient, type Client } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import WebSocket, { WebSocketServer } from 'ws';
+import type { Viewer } from '@connecte/shared/auth';
+import { socketOperation } from '@connecte/shared/graphql-over-http';
+import { admitSocketOperation, type SocketAdmission } from '@connecte/shared/limits';
+import { ConnectionLifetime, isTokenExpiry, limitSendBuffers } from '@connecte/shared/ws-limits';
 import type { GatewayContext } from './data-source.js';
 
 /**
@@ -21,6 +25,11 @@ import type { GatewayContext } from './data-source.js';
  * the owning subgraph, made with the caller's token, and each event it delivers is completed by
  * running the `rest` of the plan (entity fetches to other subgraphs) through the gateway's own
  * executor, with the primary fetch answered by the event.
+ *
+ * Limits (see @connecte/shared/ws-limits): a connection's subscriptions end when its token
+ * expires, here and at the subgraphs; and a client that reads more slowly than its events come
+ * has them queued here up to `queueLimit`, past which that subscription ends with
+ * SUBSCRIPTION_TOO_SLOW and its last delivered cursor, to resume from.
  */
 
 export interface SubscriptionServerOptions {
@@ -31,7 +40,11 @@ export interface SubscriptionServerOptions {
   /** The gateway's data sources by subgraph name, for the `rest` of each plan. */
   dataSources: Record<string, GraphQLDataSource>;
   /** Verifies the token in connection_init; rejects (throws) a malformed or expired one. */
-  authenticate(authorization: string | undefined): Promise<unknown>;
+  authenticate(authorization: string | undefined): Promise<Viewer>;
+  /** Events queued for one subscription whose client does not keep up (SUBSCRIPTION_QUEUE_LIMIT). */
+  queueLimit: number;
+  /** Query limits, introspection and the allow-list, as over HTTP (before any planning). */
+  admission: SocketAdmission;
   requestIdFrom(request: IncomingMessage): string;
   /** Queries and mutations sent over the socket take the HTTP path's executor. */
   execute(args: ExecutionArgs, context: GatewayContext): Promise<ExecutionResult>;
@@ -48,10 +61,13 @@ type ConnectionState = {
   context?: GatewayContext;
   /** Upstream graphql-ws clients of this connection, one per subgraph, made with its token. */
   upstreams?: Map<string, Client>;
+  lifetime?: ConnectionLifetime;
 };
 
 interface SubscriptionContext extends GatewayContext {
   upstream(serviceName: string): Client;
+  /** A subgraph ended a subscription because the token expired: so does the whole connection. */
+  tokenExpired(): void;
 }
 
 /** The primary fetch of a plan is answered by the event, through a data source of this name. */
@@ -69,14 +85,16 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
   let upstreamCount = 0;
 
   const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path, maxPayload: 1024 * 1024 });
+  limitSendBuffers(wsServer);
   const disposable = useServer<Record<string, unknown>, ConnectionState>(
     {
       schema: apiGraphQLSchema,
       async onConnect(ctx) {
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const authorization = (typeof raw === 'string' ? raw : ctx.extra.request.headers.authorization) || undefined;
+        let viewer: Viewer;
         try {
-          await options.authenticate(authorization);
+          viewer = await options.authenticate(authorization);
         } catch (error) {
           // 4401 with the reason, as the subgraphs do, rather than graphql-ws' generic 4403 "Forbidden".
           ctx.extra.socket.close(4401, `Unauthorized: ${(error as Error).message}`.slice(0, 120));
@@ -84,16 +102,24 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         }
         ctx.extra.context = { authorization, requestId: options.requestIdFrom(ctx.extra.request) };
         ctx.extra.upstreams = new Map();
+        ctx.extra.lifetime = new ConnectionLifetime(ctx.extra.socket, viewer);
         return true;
       },
       async onClose(ctx) {
+        ctx.extra.lifetime?.dispose();
         for (const client of ctx.extra.upstreams?.values() ?? []) await client.dispose();
         ctx.extra.upstreams?.clear();
       },
+      // Parsed, validated and guarded here, each request error with its code (see graphql-over-http).
+      onSubscribe: (ctx, _id, payload) =>
+        ctx.extra.lifetime?.refusal() ?? admitSocketOperation(payload, options.admission, (p) => socketOperation(apiGraphQLSchema, p)),
+      onOperation: (ctx, id, _payload, _args, result) => ctx.extra.lifetime?.track(id, result),
+      onComplete: (ctx, id) => ctx.extra.lifetime?.ended(id),
       context(ctx): SubscriptionContext {
         const state = ctx.extra;
         return {
           ...state.context!,
+          tokenExpired: () => state.lifetime?.expire(),
           upstream(serviceName) {
             let client = state.upstreams!.get(serviceName);
             if (!client) {
@@ -147,9 +173,11 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
             extensions: { requestId: context.requestId },
           },
           primary.serviceName,
+          options.queueLimit,
           {
             opened: () => upstreamCount++,
             closed: () => upstreamCount--,
+            tokenExpired: context.tokenExpired,
           },
         );
         const eventPlan: QueryPlan = { kind: 'QueryPlan', node: withEventSource(primary, rest) };
@@ -198,6 +226,14 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
   };
 }
 
+/** The error ending a subscription whose client let `limit` events wait; ResumableStream adds the cursor. */
+function tooSlowError(limit: number): GraphQLError {
+  return new GraphQLError(
+    `subscription ended: more than ${limit} events were waiting for this client to read them; subscribe again with \`after\` set to extensions.cursor`,
+    { extensions: { code: 'SUBSCRIPTION_TOO_SLOW', limit } },
+  );
+}
+
 function stripUpstream({ authorization, requestId }: SubscriptionContext): GatewayContext {
   return { authorization, requestId };
 }
@@ -228,24 +264,31 @@ function formatResult(
 /**
  * One upstream graphql-ws subscription as an async iterator whose `return()` unsubscribes at once,
  * even while a `next()` is waiting for an event (an async generator would only see the return at
- * its next `yield`, keeping the upstream open until the next event).
+ * its next `yield`, keeping the upstream open until the next event). The subgraph sends as fast
+ * as it can, so events wait here for a slow client: past `limit` of them the subscription ends
+ * (upstream too) and `next()` throws SUBSCRIPTION_TOO_SLOW.
  */
 class UpstreamSubscription implements AsyncIterableIterator<ExecutionResult> {
   private readonly queue: ExecutionResult[] = [];
   private waiting?: (result: IteratorResult<ExecutionResult>) => void;
   private ended = false;
+  private overflow: GraphQLError | null = null;
   private readonly unsubscribe: () => void;
 
   constructor(
     client: Client,
     payload: { query: string; operationName?: string; variables: Record<string, unknown>; extensions: Record<string, unknown> },
     private readonly serviceName: string,
-    private readonly counter: { opened(): void; closed(): void },
+    private readonly limit: number,
+    private readonly hooks: { opened(): void; closed(): void; tokenExpired(): void },
   ) {
-    counter.opened();
+    hooks.opened();
     this.unsubscribe = client.subscribe<Record<string, unknown>>(payload, {
       next: (event) => this.push(toExecutionResult(event)),
       error: (error) => {
+        // The token is the connection's: it ends all of its subscriptions (this one included,
+        // which is returned at once and drops what follows) with the gateway's own error.
+        if (isTokenExpiry(error)) hooks.tokenExpired();
         this.push({ errors: upstreamErrors(error, this.serviceName) });
         this.end();
       },
@@ -259,6 +302,10 @@ class UpstreamSubscription implements AsyncIterableIterator<ExecutionResult> {
       const resolve = this.waiting;
       this.waiting = undefined;
       resolve({ value: result, done: false });
+    } else if (this.queue.length >= this.limit) {
+      this.queue.length = 0;
+      this.overflow = tooSlowError(this.limit);
+      this.end();
     } else {
       this.queue.push(result);
     }
@@ -267,7 +314,7 @@ class UpstreamSubscription implements AsyncIterableIterator<ExecutionResult> {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.counter.closed();
+    this.hooks.closed();
     this.unsubscribe();
     if (this.waiting && this.queue.length === 0) {
       const resolve = this.waiting;
@@ -279,12 +326,18 @@ class UpstreamSubscription implements AsyncIterableIterator<ExecutionResult> {
   next(): Promise<IteratorResult<ExecutionResult>> {
     const queued = this.queue.shift();
     if (queued) return Promise.resolve({ value: queued, done: false });
+    if (this.overflow) {
+      const overflow = this.overflow;
+      this.overflow = null;
+      return Promise.reject(overflow);
+    }
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => (this.waiting = resolve));
   }
 
   async return(): Promise<IteratorResult<ExecutionResult>> {
     this.queue.length = 0;
+    this.overflow = null;
     this.end();
     return { value: undefined, done: true };
   }
