@@ -1,5 +1,8 @@
+import { performance } from 'node:perf_hooks';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
+import type { Logger } from '@connecte/shared/log';
+import { SubgraphTimeoutError } from './fetcher.js';
 
 type GatewayGraphQLResponse = Awaited<ReturnType<RemoteGraphQLDataSource['process']>>;
 
@@ -18,18 +21,35 @@ class GraphQLErrorResponse extends GraphQLError {
   }
 }
 
+/** A subgraph that did not answer in time: distinct from one that could not be reached. */
+export const SUBGRAPH_TIMEOUT_CODE = 'SUBGRAPH_TIMEOUT';
+
 /**
  * Calls one subgraph for the gateway: forwards the caller's token and request id, keeps the
  * subgraph's own errors (code, field) when it answers with a non-2xx status, and turns a
- * subgraph that cannot be reached into a coded error that names it without leaking its address.
+ * subgraph that cannot be reached, or does not answer in time, into a coded error that names it
+ * without leaking its address.
  */
 export class AuthForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   /** Federation name of the subgraph, for errors and logs. */
   readonly name: string;
+  private readonly log?: Pick<Logger, 'warn'>;
 
-  constructor({ name, url, fetcher }: { name: string; url: string; fetcher?: RemoteGraphQLDataSource['fetcher'] }) {
+  constructor({
+    name,
+    url,
+    fetcher,
+    log,
+  }: {
+    name: string;
+    url: string;
+    fetcher?: RemoteGraphQLDataSource['fetcher'];
+    /** Where a subgraph timeout is reported (warn). */
+    log?: Pick<Logger, 'warn'>;
+  }) {
     super({ url, ...(fetcher ? { fetcher } : {}) });
     this.name = name;
+    this.log = log;
   }
 
   override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
@@ -39,11 +59,27 @@ export class AuthForwardingDataSource extends RemoteGraphQLDataSource<GatewayCon
   }
 
   override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<GatewayGraphQLResponse> {
+    const started = performance.now();
     try {
       return await super.process(options);
     } catch (error) {
       if (error instanceof GraphQLErrorResponse) return error.body;
       if (error instanceof GraphQLError) throw error;
+      if (error instanceof SubgraphTimeoutError) {
+        const message = `Subgraph "${this.name}" did not answer within ${error.timeoutMs} ms`;
+        this.log?.warn(
+          {
+            subgraph: this.name,
+            requestId: options.context?.requestId,
+            operationName: options.request.operationName ?? null,
+            timeoutMs: error.timeoutMs,
+            elapsedMs: Math.round(performance.now() - started),
+            cause: error.message,
+          },
+          message,
+        );
+        throw new GraphQLError(message, { extensions: { code: SUBGRAPH_TIMEOUT_CODE, serviceName: this.name } });
+      }
       throw new GraphQLError(`Subgraph "${this.name}" could not be reached`, {
         extensions: { code: 'SUBREQUEST_HTTP_ERROR', serviceName: this.name },
       });

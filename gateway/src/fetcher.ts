@@ -15,8 +15,32 @@ type FetcherHeaders = FetcherResponse['headers'];
  */
 export interface SubgraphFetcherOptions {
   connections?: number;
-  /** Milliseconds to wait for a subgraph's response headers, then for each body chunk. */
+  /**
+   * Milliseconds to wait for a subgraph's response headers, then for each body chunk, and to open
+   * a connection. A subgraph sends its headers with its complete answer (nothing is streamed), so
+   * the first is the time it takes to answer.
+   */
   timeoutMs?: number;
+}
+
+/** A subgraph took longer than the fetcher's timeout to answer (or to send the rest of its answer). */
+export class SubgraphTimeoutError extends Error {
+  override name = 'SubgraphTimeoutError';
+  constructor(
+    readonly timeoutMs: number,
+    readonly phase: 'headers' | 'body',
+    options: { cause: unknown },
+  ) {
+    super(`no ${phase === 'headers' ? 'answer' : 'further part of the answer'} within ${timeoutMs} ms`, options);
+  }
+}
+
+/** undici's own timeouts, as the subgraph's; anything else goes on as it is. */
+function timeoutOf(error: unknown, timeoutMs: number): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return new SubgraphTimeoutError(timeoutMs, 'headers', { cause: error });
+  if (code === 'UND_ERR_BODY_TIMEOUT') return new SubgraphTimeoutError(timeoutMs, 'body', { cause: error });
+  return error;
 }
 
 export interface SubgraphFetcher {
@@ -31,6 +55,7 @@ export function createSubgraphFetcher({ connections = 128, timeoutMs = 30_000 }:
     keepAliveTimeout: 30_000,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
+    connect: { timeout: timeoutMs },
   });
   // The data source calls the same few URLs for the life of the process: split each one once.
   const targets = new Map<string, { origin: string; path: string }>();
@@ -46,15 +71,17 @@ export function createSubgraphFetcher({ connections = 128, timeoutMs = 30_000 }:
 
   const fetcher: Fetcher = async (url: string, init: FetcherRequestInit = {}) => {
     const { origin, path } = targetOf(url);
-    const response = await agent.request({
-      origin,
-      path,
-      method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: init.headers,
-      body: init.body,
-      signal: init.signal,
-    });
-    return new UndiciFetcherResponse(url, response);
+    const response = await agent
+      .request({
+        origin,
+        path,
+        method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers: init.headers,
+        body: init.body,
+        signal: init.signal,
+      })
+      .catch((error: unknown) => Promise.reject(timeoutOf(error, timeoutMs)));
+    return new UndiciFetcherResponse(url, response, timeoutMs);
   };
 
   return { fetcher, close: () => agent.close() };
@@ -74,6 +101,7 @@ class UndiciFetcherResponse implements FetcherResponse {
   constructor(
     readonly url: string,
     private readonly response: Dispatcher.ResponseData,
+    private readonly timeoutMs: number,
   ) {
     this.status = response.statusCode;
     this.ok = this.status >= 200 && this.status < 300;
@@ -86,18 +114,20 @@ class UndiciFetcherResponse implements FetcherResponse {
   }
 
   text(): Promise<string> {
-    this.consumed = true;
-    return this.response.body.text();
+    return this.read(this.response.body.text());
   }
 
   json(): Promise<any> {
-    this.consumed = true;
-    return this.response.body.json();
+    return this.read(this.response.body.json());
   }
 
-  async arrayBuffer(): Promise<ArrayBuffer> {
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return this.read(this.response.body.arrayBuffer());
+  }
+
+  private read<T>(reading: Promise<T>): Promise<T> {
     this.consumed = true;
-    return this.response.body.arrayBuffer();
+    return reading.catch((error: unknown) => Promise.reject(timeoutOf(error, this.timeoutMs)));
   }
 
   clone(): FetcherResponse {

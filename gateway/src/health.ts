@@ -1,5 +1,6 @@
 import pg from 'pg';
-import type { Fetcher } from './fetcher.js';
+import { databaseTimeoutOf } from '@connecte/shared/timeouts';
+import { SubgraphTimeoutError, type Fetcher } from './fetcher.js';
 
 export interface ReadinessReport {
   status: 'ready' | 'unavailable';
@@ -29,6 +30,9 @@ export function createReadiness(options: {
     connectionString: options.databaseUrl,
     max: 1,
     connectionTimeoutMillis: timeoutMs,
+    // The client gives up on a server that does not answer; the server ends the probe's statement
+    // at the same moment, rather than leaving it running (waiting on a lock) behind the client.
+    statement_timeout: timeoutMs,
     query_timeout: timeoutMs,
     idleTimeoutMillis: 30_000,
   });
@@ -62,7 +66,7 @@ export function createReadiness(options: {
             await probe();
             return [name, 'ok'] as const;
           } catch (error) {
-            return [name, describe(error)] as const;
+            return [name, describe(error, timeoutMs)] as const;
           }
         }),
       );
@@ -73,8 +77,11 @@ export function createReadiness(options: {
   };
 }
 
-function describe(error: unknown): string {
+function describe(error: unknown, timeoutMs: number): string {
   const { name, message, code } = error as { name?: string; message?: string; code?: string };
-  if (name === 'TimeoutError' || name === 'AbortError') return 'timed out';
+  if (error instanceof SubgraphTimeoutError) return `did not answer within ${error.timeoutMs} ms`;
+  if (name === 'TimeoutError' || name === 'AbortError') return `did not answer within ${timeoutMs} ms`;
+  const database = databaseTimeoutOf(error, { DB_STATEMENT_TIMEOUT_MS: timeoutMs, DB_CONNECTION_TIMEOUT_MS: timeoutMs });
+  if (database) return database.message;
   return [code, message].filter(Boolean).join(': ') || String(error);
 }

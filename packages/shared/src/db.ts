@@ -1,7 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from './generated/prisma/client.js';
-import type { Config } from './config.js';
+import { poolOptions, type DatabaseConfig } from './timeouts.js';
 
 export { PrismaClient, Prisma } from './generated/prisma/client.js';
 export type { EquipmentKind, EquipmentStatus } from './generated/prisma/enums.js';
@@ -16,8 +16,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function createDatabase(config: Pick<Config, 'DATABASE_URL' | 'DB_POOL_SIZE'>): Database {
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.DB_POOL_SIZE });
+export function createDatabase(config: DatabaseConfig): Database {
+  const pool = new pg.Pool(poolOptions(config));
   // An idle client losing its server (restart, network) must not crash the process.
   pool.on('error', () => {});
   // Nor a client just handed out: Prisma's adapter takes it with `await pool.connect()` and adds
@@ -26,7 +26,15 @@ export function createDatabase(config: Pick<Config, 'DATABASE_URL' | 'DB_POOL_SI
   // and would crash the process. This listener only keeps it from being unhandled: the error still
   // fails the running query, reaches the adapter, and the pool discards the dead client.
   pool.on('connect', (client) => client.on('error', () => {}));
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const prisma = new PrismaClient({
+    adapter: new PrismaPg(pool),
+    // Not Prisma's own defaults (2 s to start a transaction, 5 s for all of it), which would
+    // time writes out sooner than reads and under other numbers: a transaction waits for its
+    // connection as long as any query does, and gets the budget of one statement.
+    ...(config.DB_STATEMENT_TIMEOUT_MS && config.DB_CONNECTION_TIMEOUT_MS
+      ? { transactionOptions: { maxWait: config.DB_CONNECTION_TIMEOUT_MS, timeout: config.DB_STATEMENT_TIMEOUT_MS } }
+      : {}),
+  });
   return {
     prisma,
     pool,
