@@ -11,39 +11,11 @@
  * `host[:port]` or `http`/`https` is ignored and the configured one is used. The path of
  * PUBLIC_BASE_URL (a deployment under `/hub`) is kept either way: proxies do not rewrite it.
  */
-import { BlockList, isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
+import { TrustedProxies } from '@connecte/shared/client-address';
 
 /** The request headers a link can depend on, for `Vary`. */
 export const FORWARDING_HEADERS = ['Forwarded', 'X-Forwarded-Host', 'X-Forwarded-Proto'] as const;
-
-export class TrustedProxies {
-  private readonly list = new BlockList();
-  readonly empty: boolean;
-
-  /** Throws naming TRUSTED_PROXIES and the entry when one is neither an address nor a CIDR range. */
-  constructor(entries: readonly string[]) {
-    this.empty = entries.length === 0;
-    for (const entry of entries) {
-      const [address, prefix, extra] = entry.split('/');
-      const family = isIP(address);
-      const maxPrefix = family === 6 ? 128 : 32;
-      if (family === 0 || extra !== undefined || (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix))) {
-        throw new Error(`TRUSTED_PROXIES: '${entry}' is not an IP address or a CIDR range such as 10.0.0.0/8 or fd00::/8`);
-      }
-      const type = family === 6 ? 'ipv6' : 'ipv4';
-      if (prefix === undefined) this.list.addAddress(address, type);
-      else this.list.addSubnet(address, Number(prefix), type);
-    }
-  }
-
-  /** Node reports IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`; BlockList matches those against IPv4 rules. */
-  includes(address: string | undefined): boolean {
-    if (this.empty || !address) return false;
-    const family = isIP(address);
-    return family !== 0 && this.list.check(address, family === 6 ? 'ipv6' : 'ipv4');
-  }
-}
 
 const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(:\d{1,5})?$/;
 

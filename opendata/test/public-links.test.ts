@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createOpendataHandler } from '@connecte/opendata';
-import { TrustedProxies } from '@connecte/opendata/public-base-url';
+import { TrustedProxies } from '@connecte/shared/client-address';
 import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
 import { startHub } from '../../test/hub.js';
 import { rawRequest, serveOpendata, type ServedOpendata } from './serve.js';

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const DEVELOPMENT_JWT_SECRET = 'connecte-hub-development-secret-not-for-production';
@@ -36,6 +37,14 @@ const origin = z.string().refine((value) => {
     return false;
   }
 }, 'must be an origin such as https://app.example (scheme://host[:port], no path) or *');
+
+/** `10.0.0.1`, `10.0.0.0/8`, `fd00::/8`: what TRUSTED_PROXIES lists. */
+const addressOrRange = z.string().refine((value) => {
+  const [address, bits, extra] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}, 'must be IP addresses or CIDR ranges such as 10.0.0.0/8 or fd00::/8');
 
 const variables = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -88,7 +97,7 @@ const variables = z.object({
   /** Only registered operations run (allow-list mode); requires PERSISTED_OPERATIONS_FILE. */
   PERSISTED_OPERATIONS_ONLY: flag.default(false),
   /** Addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-* headers are believed. */
-  TRUSTED_PROXIES: list.default([]),
+  TRUSTED_PROXIES: list.pipe(z.array(addressOrRange)).default([]),
   /** The hub's public address, for absolute links (catalogue, datasets). */
   PUBLIC_BASE_URL: urlWithProtocol(['http:', 'https:']).default('http://localhost:4000'),
 

@@ -7,12 +7,19 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** `extensions` of the error in the body; `code` defaults to BAD_REQUEST. */
+    readonly extensions: Record<string, unknown> = {},
   ) {
     super(message);
   }
 }
 
-export const requestError = (message: string) => ({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
+export const requestError = (message: string, extensions: Record<string, unknown> = {}) => ({
+  errors: [{ message, extensions: { code: 'BAD_REQUEST', ...extensions } }],
+});
+
+/** The body of an HttpError. */
+export const httpErrorBody = (error: HttpError) => requestError(error.message, error.extensions);
 
 export const INTERNAL_ERROR_BODY = { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] };
 
@@ -33,8 +40,15 @@ export function splitUrl(url = '/'): { path: string; search: string } {
  * discarded. Listeners rather than `for await`: the async iterator costs measurably here.
  */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
-  const tooLarge = () => new HttpError(413, `request body exceeds ${maxBytes} bytes`);
-  if (Number(req.headers['content-length']) > maxBytes) {
+  const declared = Number(req.headers['content-length']);
+  const tooLarge = () =>
+    new HttpError(413, `request body ${declared > maxBytes ? `of ${declared} bytes ` : ''}exceeds the limit of ${maxBytes} bytes (MAX_BODY_BYTES)`, {
+      code: 'PAYLOAD_TOO_LARGE',
+      limit: 'bodyBytes',
+      max: maxBytes,
+      ...(declared > maxBytes ? { measured: declared } : {}),
+    });
+  if (declared > maxBytes) {
     req.resume();
     return Promise.reject(tooLarge());
   }
@@ -76,4 +90,32 @@ export async function writeGraphQLResponse(res: ServerResponse, result: HTTPGrap
   }
   for await (const chunk of result.body.asyncIterator) res.write(chunk);
   res.end();
+}
+
+/** `query` and `extensions` of a GraphQL request over HTTP: the JSON body of a POST, the query string of a GET. */
+export function graphQLParams(method: string, body: unknown, search: string): { query?: unknown; extensions?: unknown } {
+  if (method === 'GET') {
+    const params = new URLSearchParams(search);
+    const extensions = params.get('extensions');
+    let parsed: unknown;
+    try {
+      parsed = extensions === null ? undefined : JSON.parse(extensions);
+    } catch {
+      parsed = undefined; // Apollo answers the malformed parameter itself
+    }
+    return { query: params.get('query') ?? undefined, extensions: parsed };
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return {};
+  const { query, extensions } = body as { query?: unknown; extensions?: unknown };
+  return { query, extensions };
+}
+
+/** The same request with `query` set (a registered operation sent by its hash only). */
+export function withQuery(method: string, body: unknown, search: string, query: string): { body: unknown; search: string } {
+  if (method === 'GET') {
+    const params = new URLSearchParams(search);
+    params.set('query', query);
+    return { body, search: `?${params}` };
+  }
+  return { body: { ...(body as object), query }, search };
 }

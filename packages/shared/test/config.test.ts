@@ -27,6 +27,23 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses bad limits, origins and proxies at start-up, naming each variable', () => {
+    try {
+      loadConfig({ MAX_QUERY_DEPTH: '0', CORS_ALLOWED_ORIGINS: 'https://ok.example,https://x.example/path', TRUSTED_PROXIES: '10.0.0.0/8,proxy.example', GRAPHQL_INTROSPECTION: 'maybe', DB_STATEMENT_TIMEOUT_MS: '1e3' });
+      assert.fail('should throw');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /MAX_QUERY_DEPTH: must be a whole number between 1 and 1000/);
+      assert.match(error.message, /CORS_ALLOWED_ORIGINS\.1: must be an origin/);
+      assert.match(error.message, /TRUSTED_PROXIES\.1: must be IP addresses or CIDR ranges/);
+      assert.match(error.message, /GRAPHQL_INTROSPECTION: must be true or false/);
+      assert.match(error.message, /DB_STATEMENT_TIMEOUT_MS: must be a whole number/);
+    }
+    assert.throws(() => loadConfig({ PERSISTED_OPERATIONS_ONLY: 'true' }), /PERSISTED_OPERATIONS_FILE: is required when PERSISTED_OPERATIONS_ONLY=true/);
+    assert.equal(loadConfig({}).GRAPHQL_INTROSPECTION, true);
+    assert.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).GRAPHQL_INTROSPECTION, false);
+  });
+
   it('requires a JWT secret in production, and no development secret is ever used there', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET: is required when NODE_ENV=production/);
     const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) });
