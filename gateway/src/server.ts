@@ -13,12 +13,19 @@ import pg from 'pg';
 import { createOpendataHandler } from '@connecte/opendata';
 import { createAuthenticator } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
-import { createLogger, requestIdFrom } from '@connecte/shared/log';
+import { createLogger, requestIdFrom, type Logger } from '@connecte/shared/log';
+import { requestErrorsPlugin } from '@connecte/shared/graphql-over-http';
 import { renderMetrics } from '@connecte/shared/metrics';
-import { headerMapOf, HttpError, INTERNAL_ERROR_BODY, readBody, requestError, sendJson, splitUrl, writeGraphQLResponse } from '@connecte/shared/http';
+import { poolOptions } from '@connecte/shared/timeouts';
+import { headerMapOf, HttpError, httpErrorBody, INTERNAL_ERROR_BODY, readBody, sendJson, splitUrl, writeGraphQLResponse } from '@connecte/shared/http';
+import { createCors } from '@connecte/shared/cors';
+import { queryLimitsFrom, requestLimitsPlugin } from '@connecte/shared/limits';
+import { loadPersistedOperations } from '@connecte/shared/persisted-operations';
+import { createCallerRateLimits } from '@connecte/shared/rate-limit';
+import { screenGraphQLRequest } from '@connecte/shared/request-screen';
 import { readCommittedSupergraph, withSubgraphUrls } from './compose.js';
 import { AuthForwardingDataSource, type GatewayContext } from './data-source.js';
-import { maskError } from './errors.js';
+import { createFailureReasons, maskError, subgraphRefusalsAreRequestErrors, timeoutsAreUnavailable } from './errors.js';
 import { createSubgraphFetcher } from './fetcher.js';
 import { createReadiness } from './health.js';
 import { createGatewayMetrics } from './metrics.js';
@@ -27,8 +34,6 @@ import { subgraphUrls as resolveSubgraphUrls } from './subgraphs.js';
 
 export const DEFAULT_GATEWAY_PORT = 4000;
 const GRAPHQL_PATH = '/graphql';
-/** Larger bodies are refused with 413: no legitimate GraphQL operation comes close. */
-const MAX_BODY_BYTES = 1024 * 1024;
 
 /** A handler for everything under a mounted prefix (open data, Open311, HTTP ingest). */
 export type RouteHandler = (request: IncomingMessage, response: ServerResponse) => void | Promise<void>;
@@ -41,6 +46,8 @@ export interface GatewayOptions {
   subgraphUrls?: Record<string, string>;
   /** Modules served by the gateway's port under a path prefix, e.g. `{ '/opendata': handler }`. */
   routes?: Record<string, RouteHandler>;
+  /** By default a logger for 'gateway' at config.LOG_LEVEL on stdout. */
+  log?: Logger;
 }
 
 export interface RunningGateway {
@@ -61,12 +68,13 @@ export interface RunningGateway {
 /** Starts the federated gateway: GraphQL over HTTP and graphql-ws on `/graphql`, health, metrics. */
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const { config } = options;
-  const log = createLogger('gateway', config);
+  const log = options.log ?? createLogger('gateway', config);
+  const failures = createFailureReasons();
   const metrics = createGatewayMetrics();
   const authenticate = createAuthenticator(config);
   const urls = resolveSubgraphUrls(options.subgraphUrls);
   const supergraphSdl = withSubgraphUrls(readCommittedSupergraph(), urls);
-  const subgraphFetcher = createSubgraphFetcher();
+  const subgraphFetcher = createSubgraphFetcher({ timeoutMs: config.SUBGRAPH_TIMEOUT_MS });
   const dataSources: Record<string, AuthForwardingDataSource> = {};
 
   // @apollo/gateway reports usage to Apollo and probes cloud metadata endpoints unless this is
@@ -76,18 +84,31 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const gateway = new ApolloGateway({
     supergraphSdl,
     buildService: ({ name, url }) =>
-      (dataSources[name] = new AuthForwardingDataSource({ name, url: url ?? urls[name], fetcher: subgraphFetcher.fetcher })),
+      (dataSources[name] = new AuthForwardingDataSource({ name, url: url ?? urls[name], fetcher: subgraphFetcher.fetcher, log })),
     logger: log,
   });
+  const limits = queryLimitsFrom(config);
+  const persisted = loadPersistedOperations(config);
+  const rateLimits = createCallerRateLimits(config);
+  const cors = createCors(config.CORS_ALLOWED_ORIGINS);
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     logger: log,
+    introspection: config.GRAPHQL_INTROSPECTION,
+    // Without introspection, "Did you mean ...?" suggestions would spell the schema out instead.
+    hideSchemaDetailsFromClientErrors: !config.GRAPHQL_INTROSPECTION,
     includeStacktraceInErrorResponses: false,
     stopOnTerminationSignals: false, // entry points install their own handlers
     formatError: (formatted, error) => maskError(formatted, error, log),
     plugins: [
       metrics.apolloPlugin,
       subscriptionsOverWebSocketOnly,
+      requestErrorsPlugin<GatewayContext>(),
+      // Before the executor: a refused operation is never planned, and no subgraph is called.
+      requestLimitsPlugin<GatewayContext>(limits),
+      subgraphRefusalsAreRequestErrors,
+      timeoutsAreUnavailable,
+      failures.plugin,
       // No Apollo Studio: nothing leaves the machine.
       ApolloServerPluginUsageReportingDisabled(),
       ApolloServerPluginSchemaReportingDisabled(),
@@ -99,8 +120,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const routes = new Map<string, RouteHandler>();
   const mount = (prefix: string, handler: RouteHandler) => void routes.set(prefix.replace(/\/+$/, ''), handler);
   for (const [prefix, handler] of Object.entries(options.routes ?? {})) mount(prefix, handler);
+  const mountedPrefixOf = (path: string) => [...routes.keys()].find((prefix) => path === prefix || path.startsWith(`${prefix}/`));
   // The open-data module is served under /opendata on the gateway's port (DESIGN.md runtime contract).
-  const opendataPool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
+  const opendataPool = new pg.Pool({ ...poolOptions(config), max: 4 });
   opendataPool.on('error', (error) => log.warn({ err: error }, 'open-data database connection lost'));
   const opendata = createOpendataHandler({ pool: opendataPool, publicUrl: config.PUBLIC_BASE_URL, trustedProxies: config.TRUSTED_PROXIES });
   if (!routes.has('/opendata')) {
@@ -113,27 +135,41 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const handleGraphQL = async (request: IncomingMessage, response: ServerResponse) => {
     const requestId = requestIdFrom(request.headers);
     response.setHeader('x-request-id', requestId);
+    if (request.method === 'OPTIONS') return cors.preflight(request, response);
+    cors.decorate(request, response);
     const authorization = request.headers.authorization || undefined;
+    let subject: string | null;
     try {
-      await authenticate(authorization);
+      subject = (await authenticate(authorization)).sub;
     } catch (error) {
-      // A token that does not verify never reaches a subgraph.
+      // A token that does not verify never reaches a subgraph; its sender counts by address.
+      if (rateLimits.refuse(request, response, null)) return;
       return sendJson(response, 401, { errors: [maskError((error as GraphQLError).toJSON(), error, log)] });
+    }
+    // Before the body is read: a flood costs us the headers only.
+    if (rateLimits.refuse(request, response, subject)) {
+      request.resume();
+      return;
     }
     let body: unknown;
     if (request.method === 'POST') {
       try {
-        body = await readJsonBody(request);
+        body = await readJsonBody(request, config.MAX_BODY_BYTES);
       } catch (error) {
         if (!(error instanceof HttpError)) throw error;
         if (error.status === 413) response.setHeader('connection', 'close');
-        return sendJson(response, error.status, requestError(error.message));
+        return sendJson(response, error.status, httpErrorBody(error));
       }
     }
+    const method = request.method ?? 'GET';
+    const screened = screenGraphQLRequest({ method, body, search: splitUrl(request.url).search }, { limits, persisted });
+    if (screened.refusal) return sendJson(response, screened.refusal.status, screened.refusal.body);
+    const httpGraphQLRequest = { method, headers: headerMapOf(request), search: screened.search, body: screened.body };
     const result = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: request.method ?? 'GET', headers: headerMapOf(request), search: splitUrl(request.url).search, body },
+      httpGraphQLRequest,
       context: async () => ({ authorization, requestId }),
     });
+    failures.answered(response, httpGraphQLRequest);
     await writeGraphQLResponse(response, result);
   };
 
@@ -142,6 +178,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
     if (path === '/readyz') {
       const report = await readiness.check();
+      if (report.status !== 'ready') failures.failed(response, `not ready: ${JSON.stringify(report.checks)}`);
       return sendJson(response, report.status === 'ready' ? 200 : 503, report);
     }
     if (path === '/metrics') {
@@ -149,9 +186,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       response.writeHead(200, { 'content-type': contentType });
       return void response.end(body);
     }
-    for (const [prefix, handler] of routes) {
-      if (path === prefix || path.startsWith(`${prefix}/`)) return handler(request, response);
-    }
+    const prefix = mountedPrefixOf(path);
+    if (prefix !== undefined) return routes.get(prefix)!(request, response);
     sendJson(response, 404, { error: `No route for ${path}: try /graphql, /healthz, /readyz or /metrics` });
   };
 
@@ -162,12 +198,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       await route(request, response, path);
     } catch (error) {
       log.error({ err: error, path }, 'request failed');
+      failures.failed(response, error);
       if (!response.headersSent) sendJson(response, 500, INTERNAL_ERROR_BODY);
       else response.destroy();
     }
     const seconds = (performance.now() - started) / 1000;
     const method = request.method === 'GET' || request.method === 'POST' ? request.method : 'other';
-    const routeName = path === GRAPHQL_PATH || path === '/healthz' || path === '/readyz' || path === '/metrics' ? path : 'other';
+    // Metric labels stay few: a mounted module is labelled by its prefix, never by the full path.
+    const routeName = path === GRAPHQL_PATH || path === '/healthz' || path === '/readyz' || path === '/metrics' ? path : (mountedPrefixOf(path) ?? 'other');
     metrics.httpRequestDuration.observe({ method, route: routeName, status: response.statusCode }, seconds);
     if (routeName === GRAPHQL_PATH || response.statusCode >= 500) {
       log[response.statusCode >= 500 ? 'error' : 'info'](
@@ -177,6 +215,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
           path: routeName,
           status: response.statusCode,
           durationMs: Math.round(seconds * 1e5) / 100,
+          ...failures.logFields(response, path),
         },
         'request',
       );
@@ -191,6 +230,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     supergraphSdl,
     dataSources,
     authenticate,
+    queueLimit: config.SUBSCRIPTION_QUEUE_LIMIT,
+    admission: { limits, introspection: config.GRAPHQL_INTROSPECTION, persisted },
     requestIdFrom: (request) => requestIdFrom(request.headers),
     execute: (args, context) => executeOverSocket(apollo, args, context),
     formatError: (formatted, error) => maskError(formatted, error, log),
@@ -268,8 +309,8 @@ async function executeOverSocket(
 }
 
 /** JSON bodies are parsed here; any other content type goes to Apollo, which answers it (CSRF prevention, 415/400). */
-async function readJsonBody(request: IncomingMessage): Promise<unknown> {
-  const text = await readBody(request, MAX_BODY_BYTES);
+async function readJsonBody(request: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const text = await readBody(request, maxBytes);
   if (!(request.headers['content-type'] ?? '').includes('json')) return text;
   if (text === '') return undefined;
   try {

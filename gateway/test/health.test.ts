@@ -55,6 +55,17 @@ describe('gateway health and readiness', () => {
     assert.match(text, /gateway_upstream_subscriptions\{service="gateway"\} 0/);
   });
 
+  it('/metrics labels a mounted module by its prefix (open data), and unknown paths as other', async () => {
+    await (await fetch(`${gateway.origin}/opendata/catalog.jsonld`)).arrayBuffer();
+    await (await fetch(`${gateway.origin}/opendata/no-such-dataset`)).arrayBuffer();
+    await (await fetch(`${gateway.origin}/no-such-path-${Date.now()}`)).arrayBuffer();
+    const text = await (await fetch(`${gateway.origin}/metrics`)).text();
+    assert.match(text, /http_request_duration_seconds_count\{[^}]*route="\/opendata"[^}]*status="200"[^}]*\} [1-9]/);
+    assert.match(text, /http_request_duration_seconds_count\{[^}]*route="\/opendata"[^}]*status="404"[^}]*\} [1-9]/);
+    assert.match(text, /http_request_duration_seconds_count\{[^}]*route="other"[^}]*status="404"[^}]*\} [1-9]/);
+    assert.doesNotMatch(text, /route="\/opendata\/|route="\/no-such/);
+  });
+
   it('/readyz answers 503 naming the subgraph that is down, and 200 again when it is back', async () => {
     const port = Number(new URL(equipment.url).port);
     await equipment.close();

@@ -1,4 +1,4 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type ASTNode } from 'graphql';
 
 export type ErrorCode = 'BAD_USER_INPUT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'NOT_FOUND' | 'RATE_LIMITED';
 
@@ -17,3 +17,11 @@ export const badInput = (field: string, reason: string) =>
 export const unauthenticated = (message: string) => userError('UNAUTHENTICATED', message);
 export const forbidden = (message: string, field?: string) => userError('FORBIDDEN', message, field);
 export const notFound = (message: string, field?: string) => userError('NOT_FOUND', message, field);
+
+/**
+ * BAD_USER_INPUT found before execution (a request error, like a variable that fails coercion),
+ * located at the value at fault. Not `badInput`: that one is raised by resolvers, during
+ * execution, where the response keeps its data and its 200.
+ */
+export const rejectedInput = (field: string, reason: string, node?: ASTNode) =>
+  new GraphQLError(`${field}: ${reason}`, { nodes: node, extensions: { code: 'BAD_USER_INPUT', field } });

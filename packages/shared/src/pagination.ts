@@ -19,7 +19,9 @@ export function encodeCursor(key: string): string {
 export function decodeCursor(cursor: string | null | undefined, field = 'after'): string | null {
   if (cursor === null || cursor === undefined) return null;
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!decoded.startsWith('k:') || encodeCursor(decoded.slice(2)) !== cursor) {
+  // A NUL can only come from a forged cursor (PostgreSQL text cannot hold one): refuse it here
+  // rather than let the database fail on it (22021).
+  if (!decoded.startsWith('k:') || decoded.includes('\u0000') || encodeCursor(decoded.slice(2)) !== cursor) {
     throw badInput(field, 'is not a cursor returned by this API');
   }
   return decoded.slice(2);

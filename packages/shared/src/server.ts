@@ -19,8 +19,6 @@ import {
   getOperationAST,
   GraphQLError,
   Kind,
-  parse,
-  validate,
   type DocumentNode,
   type GraphQLFormattedError,
 } from 'graphql';
@@ -32,7 +30,13 @@ import { createDatabase, type Database } from './db.js';
 import { EventBus } from './events.js';
 import { createLogger, REQUEST_ID_HEADER, requestIdFrom, type Logger } from './log.js';
 import { createMetrics, renderMetrics } from './metrics.js';
-import { headerMapOf, HttpError, INTERNAL_ERROR_BODY, readBody, requestError, sendJson, splitUrl, writeGraphQLResponse } from './http.js';
+import { headerMapOf, HttpError, httpErrorBody, INTERNAL_ERROR_BODY, readBody, requestError, sendJson, splitUrl, writeGraphQLResponse } from './http.js';
+import { createCors } from './cors.js';
+import { admitSocketOperation, QUERY_TOO_COMPLEX, queryLimitsFrom, requestLimitsPlugin } from './limits.js';
+import { screenGraphQLRequest } from './request-screen.js';
+import { ConnectionLifetime, limitSendBuffers } from './ws-limits.js';
+import { requestErrorsPlugin, socketOperation } from './graphql-over-http.js';
+import { databaseTimeoutOf, TIMEOUT_CODE, timeoutError, warnDatabaseTimeout } from './timeouts.js';
 
 export interface RequestContext {
   viewer: Viewer;
@@ -77,6 +81,7 @@ export const CLIENT_ERROR_CODES = new Set([
   'BAD_REQUEST',
   'PERSISTED_QUERY_NOT_FOUND',
   'PERSISTED_QUERY_NOT_SUPPORTED',
+  QUERY_TOO_COMPLEX,
 ]);
 
 const isClientError = (code: unknown) => typeof code === 'string' && CLIENT_ERROR_CODES.has(code);
@@ -90,7 +95,6 @@ function masked(error: GraphQLFormattedError): GraphQLFormattedError {
   };
 }
 
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const DRAIN_TIMEOUT_MS = 10_000;
 const WS_CLOSE_TIMEOUT_MS = 2_000;
 const READY_TIMEOUT_MS = 2_000;
@@ -136,21 +140,31 @@ export async function startSubgraph<C extends RequestContext>(
 
   const observe: ApolloServerPlugin<C> = {
     async requestDidStart() {
+      const started = performance.now();
+      let timedOut = false;
       return {
-        async didEncounterErrors({ errors, contextValue }) {
+        async didEncounterErrors({ errors, contextValue, operationName }) {
           for (const error of errors) {
-            if (!isClientError(error.extensions?.code)) {
+            const timeout = databaseTimeoutOf(error, config);
+            if (timeout) {
+              timedOut = true;
+              const elapsedMs = Math.round(performance.now() - started);
+              warnDatabaseTimeout(contextValue.log, timeout, { path: error.path, operationName: operationName ?? null, elapsedMs });
+            } else if (!isClientError(error.extensions?.code)) {
               contextValue.log.error({ err: unwrapResolverError(error), path: error.path }, 'unexpected error');
             }
           }
         },
-        async willSendResponse({ request, operation, operationName, errors }) {
+        async willSendResponse({ request, operation, operationName, errors, response }) {
           const info: OperationInfo = {
             name: operationName ?? null,
             type: operation?.operation ?? 'unknown',
             outcome: errors?.length ? 'error' : 'ok',
-            errorCodes: errors?.map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR')) ?? [],
+            errorCodes:
+              errors?.map((e) => (databaseTimeoutOf(e, config) ? TIMEOUT_CODE : String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'))) ?? [],
           };
+          // Nothing to answer because the database did not: 503. Partial data stays a 200 answer.
+          if (timedOut && response.body.kind === 'single' && response.body.singleResult.data == null) response.http.status = 503;
           // Keyed by the HTTP request object: Apollo hands plugins a shallow copy of the context.
           if (request.http) operations.set(request.http, info);
           metrics.graphqlOperations.inc({ type: info.type, outcome: info.outcome });
@@ -159,9 +173,15 @@ export async function startSubgraph<C extends RequestContext>(
     },
   };
 
+  const limits = queryLimitsFrom(config);
+  const cors = createCors(config.CORS_ALLOWED_ORIGINS);
   const apollo = new ApolloServer<C>({
     schema,
-    introspection: true,
+    introspection: config.GRAPHQL_INTROSPECTION,
+    // Without introspection, "Did you mean ...?" suggestions would spell the schema out instead.
+    hideSchemaDetailsFromClientErrors: !config.GRAPHQL_INTROSPECTION,
+    // Only the gateway calls a subgraph, and it sends whole queries: no APQ cache to fill from outside.
+    persistedQueries: false,
     includeStacktraceInErrorResponses: false,
     stopOnTerminationSignals: false, // entry points install their own handlers
     logger: {
@@ -170,9 +190,15 @@ export async function startSubgraph<C extends RequestContext>(
       warn: (message) => log.warn(String(message)),
       error: (message) => log.error(String(message)),
     },
-    formatError: (formatted) => (isClientError(formatted.extensions?.code) ? formatted : masked(formatted)),
+    formatError: (formatted, error) => {
+      const timeout = databaseTimeoutOf(error, config);
+      if (timeout) return timeoutError(formatted, timeout);
+      return isClientError(formatted.extensions?.code) ? formatted : masked(formatted);
+    },
     plugins: [
       observe,
+      requestErrorsPlugin<C>(),
+      requestLimitsPlugin<C>(limits),
       // No Apollo Studio: nothing leaves the machine, and no per-request tracing cost.
       ApolloServerPluginInlineTraceDisabled(),
       ApolloServerPluginUsageReportingDisabled(),
@@ -184,22 +210,30 @@ export async function startSubgraph<C extends RequestContext>(
 
   let closing = false;
 
+  // No rate limit here, by design: only the gateway calls a subgraph, so per address it would
+  // put every client in the gateway's one bucket, and per token it would count the gateway's
+  // fan-out (one client request, several fetches to the same subgraph) against the client. The
+  // gateway limits each client once, at the entry; the query limits below apply here as well.
   async function handleGraphQL(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, search: string) {
     const method = req.method ?? 'GET';
+    if (method === 'OPTIONS') return cors.preflight(req, res);
+    cors.decorate(req, res);
     let body: unknown;
     if (method === 'POST') {
       if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
         req.resume();
         return sendJson(res, 415, requestError('content-type must be application/json'));
       }
-      const text = await readBody(req, MAX_BODY_BYTES);
+      const text = await readBody(req, config.MAX_BODY_BYTES);
       try {
         body = JSON.parse(text);
       } catch (error) {
         return sendJson(res, 400, requestError(`request body is not valid JSON: ${(error as Error).message}`));
       }
     }
-    const httpGraphQLRequest = { method: method.toUpperCase(), headers: headerMapOf(req), search, body };
+    const screened = screenGraphQLRequest({ method: method.toUpperCase(), body, search }, { limits });
+    if (screened.refusal) return sendJson(res, screened.refusal.status, screened.refusal.body);
+    const httpGraphQLRequest = { method: method.toUpperCase(), headers: headerMapOf(req), search: screened.search, body: screened.body };
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest,
       context: async () => contextFor(await authenticate(req.headers.authorization), requestId),
@@ -244,7 +278,7 @@ export async function startSubgraph<C extends RequestContext>(
     } catch (error) {
       if (error instanceof HttpError) {
         res.setHeader('connection', 'close');
-        sendJson(res, error.status, requestError(error.message));
+        sendJson(res, error.status, httpErrorBody(error));
       } else {
         log.error({ requestId, err: error }, 'request failed');
         if (!res.headersSent) sendJson(res, 500, INTERNAL_ERROR_BODY);
@@ -277,6 +311,7 @@ export async function startSubgraph<C extends RequestContext>(
 
   // --- graphql-ws, same port and path ----------------------------------------------
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  limitSendBuffers(wss);
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/graphql' || closing) {
@@ -286,9 +321,14 @@ export async function startSubgraph<C extends RequestContext>(
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
-  type Connection = { viewer?: Viewer; requestId?: string };
+  type Connection = { viewer?: Viewer; requestId?: string; lifetime?: ConnectionLifetime };
   const formatForClient = (error: GraphQLError, requestLog: Logger): GraphQLFormattedError => {
     if (isClientError(error.extensions?.code)) return error.toJSON();
+    const timeout = databaseTimeoutOf(error, config);
+    if (timeout) {
+      warnDatabaseTimeout(requestLog, timeout, { path: error.path });
+      return timeoutError(error.toJSON(), timeout);
+    }
     // Variable coercion errors come back from graphql-js without a code; Apollo calls them BAD_USER_INPUT.
     if (error.nodes?.[0]?.kind === Kind.VARIABLE_DEFINITION && !error.path) {
       return { ...error.toJSON(), extensions: { ...error.extensions, code: 'BAD_USER_INPUT' } };
@@ -296,9 +336,6 @@ export async function startSubgraph<C extends RequestContext>(
     requestLog.error({ err: unwrapResolverError(error), path: error.path }, 'unexpected error');
     return masked(error.toJSON());
   };
-  const withCode = (errors: readonly GraphQLError[], code: string) =>
-    errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code } }));
-
   const wsServer = useServer<Record<string, unknown> | undefined, Connection>(
     {
       schema,
@@ -314,20 +351,17 @@ export async function startSubgraph<C extends RequestContext>(
           return false;
         }
         ctx.extra.requestId = requestIdFrom(ctx.extra.request.headers);
+        // Its subscriptions end when the token does (ws-limits.ts).
+        ctx.extra.lifetime = new ConnectionLifetime(ctx.extra.socket, ctx.extra.viewer);
         return true;
       },
+      onClose: (ctx) => ctx.extra.lifetime?.dispose(),
+      onComplete: (ctx, id) => ctx.extra.lifetime?.ended(id),
       onSubscribe: async (ctx, _id, payload) => {
-        let document: DocumentNode;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return withCode([error as GraphQLError], 'GRAPHQL_PARSE_FAILED');
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return withCode(errors, 'GRAPHQL_VALIDATION_FAILED');
-        if (!getOperationAST(document, payload.operationName)) {
-          return [new GraphQLError('Unable to identify the operation to run', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })];
-        }
+        const expired = ctx.extra.lifetime?.refusal();
+        if (expired) return expired;
+        const operation = admitSocketOperation(payload, { limits, introspection: config.GRAPHQL_INTROSPECTION }, (p) => socketOperation(schema, p));
+        if (Array.isArray(operation)) return operation;
         // The gateway may name each operation it forwards over one connection.
         const requested = (payload.extensions as { requestId?: unknown } | undefined)?.requestId;
         const requestId = typeof requested === 'string' ? requestIdFrom({ [REQUEST_ID_HEADER]: requested }) : ctx.extra.requestId!;
@@ -337,9 +371,9 @@ export async function startSubgraph<C extends RequestContext>(
         } catch {
           return [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
         }
-        return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
+        return { ...operation, contextValue };
       },
-      onOperation: (_ctx, _id, payload, args, result) => {
+      onOperation: (ctx, id, payload, args, result) => {
         const type = getOperationAST(args.document, payload.operationName)?.operation ?? 'unknown';
         const failed = 'errors' in (result as object) && Boolean((result as { errors?: unknown[] }).errors?.length);
         metrics.graphqlOperations.inc({ type, outcome: failed ? 'error' : 'ok' });
@@ -347,6 +381,7 @@ export async function startSubgraph<C extends RequestContext>(
           { operationName: payload.operationName ?? null, operationType: type, outcome: failed ? 'error' : 'ok', transport: 'ws' },
           'ws operation',
         );
+        return ctx.extra.lifetime?.track(id, result);
       },
       onNext: (_ctx, _id, _payload, args, result) => {
         if (!result.errors) return;

@@ -1,4 +1,4 @@
-import { GraphQLError, GraphQLScalarType, Kind, valueFromASTUntyped, type ValueNode } from 'graphql';
+import { GraphQLError, GraphQLScalarType, Kind, print, valueFromASTUntyped, type ValueNode } from 'graphql';
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
@@ -17,7 +17,10 @@ export const DateScalar = new GraphQLScalarType({
   name: 'Date',
   serialize: (value) => (value instanceof Date ? value.toISOString().slice(0, 10) : parseDate(value)),
   parseValue: parseDate,
-  parseLiteral: (ast) => parseDate(ast.kind === Kind.STRING ? ast.value : undefined),
+  parseLiteral: (ast) => {
+    if (ast.kind !== Kind.STRING) throw new GraphQLError(`Date must be a string written YYYY-MM-DD (got ${print(ast).slice(0, 40)})`);
+    return parseDate(ast.value);
+  },
 });
 
 export const DateTimeScalar = new GraphQLScalarType({

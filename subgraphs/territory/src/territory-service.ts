@@ -38,7 +38,8 @@ function cursorParts(after: string | null | undefined, list: string, field: stri
   if (raw === null) return null;
   try {
     const parts: unknown = JSON.parse(raw);
-    if (Array.isArray(parts) && parts[0] === list && parts.slice(1).every((part) => typeof part === 'string')) {
+    // JSON's \u0000 escape decodes to a NUL that PostgreSQL text cannot hold: a forged cursor.
+    if (Array.isArray(parts) && parts[0] === list && parts.slice(1).every((part) => typeof part === 'string' && !part.includes('\u0000'))) {
       return parts.slice(1);
     }
   } catch {
