@@ -1,38 +1,16 @@
 /**
- * DCAT catalogue (JSON-LD) of the hub's open datasets, in the shape data.gouv.fr's DCAT
- * harvester reads: title, description, keywords, licence on distributions, Dublin Core
- * frequency, spatial coverage as a GeoJSON literal.
+ * DCAT catalogue (JSON-LD) of the hub's open datasets, one per registered feed, in the shape
+ * data.gouv.fr's DCAT harvester reads: title, description, keywords, licence on distributions,
+ * Dublin Core frequency, spatial coverage as a GeoJSON literal. Everything in it comes from the
+ * feeds' declarations (`feed.ts`).
  */
+import type { Feed } from './feed.js';
+import { CATALOG_PATH, datasetPath } from './paths.js';
+
 export const LICENCE_OUVERTE = 'https://www.etalab.gouv.fr/licence-ouverte-open-licence';
 
 // The territory's extent (the 30 communes of the project), as published coverage.
 const TERRITORY_BBOX = [4.2, 48.85, 4.53, 49.07] as const;
-
-export interface DatasetEntry {
-  id: string;
-  title: string;
-  description: string;
-  keywords: string[];
-  path: string;
-  mediaType: string;
-  format: string;
-  frequency: 'continuous' | 'daily';
-  modified: Date | null;
-}
-
-export const DATASETS: Omit<DatasetEntry, 'modified'>[] = [
-  {
-    id: 'equipment',
-    title: 'Équipements publics connectés — Châlons-en-Champagne et agglomération',
-    description:
-      "Points lumineux LED, détecteurs de présence, carrefours à feux, arrêts de bus, parkings, bâtiments (écoles, gymnases) et leurs capteurs, bornes Wi-Fi et armoires électriques des collectivités de Châlons-en-Champagne, Fagnières, Saint-Martin-sur-le-Pré et Châlons Agglo. Les caméras ne sont jamais publiées.",
-    keywords: ['éclairage public', 'smart city', 'équipements', 'Châlons-en-Champagne', 'Marne'],
-    path: '/opendata/equipment.geojson',
-    mediaType: 'application/geo+json',
-    format: 'GeoJSON',
-    frequency: 'continuous',
-  },
-];
 
 const CONTEXT = {
   dcat: 'http://www.w3.org/ns/dcat#',
@@ -43,11 +21,6 @@ const CONTEXT = {
 };
 
 const PUBLISHER = { '@type': 'foaf:Agent', 'foaf:name': 'Châlons Agglo — connecte-hub' };
-
-export const CATALOG_PATH = '/opendata/catalog.jsonld';
-
-/** Where a dataset's `@id` dereferences: its own DCAT description. */
-export const datasetPath = (id: string) => `/opendata/datasets/${id}`;
 
 function spatialCoverage() {
   const [minLon, minLat, maxLon, maxLat] = TERRITORY_BBOX;
@@ -67,11 +40,13 @@ function spatialCoverage() {
  * `dct:identifier` stays the bare id: harvesters key a dataset on it, and it must not change
  * with the host name the catalogue was read under.
  */
-function datasetNode(baseUrl: string, dataset: Omit<DatasetEntry, 'modified'>, modified: Date | null) {
+function datasetNode(baseUrl: string, feed: Feed, modified: Date | null) {
+  const { dataset } = feed;
+  const download = `${baseUrl}${feed.path}`;
   return {
-    '@id': `${baseUrl}${datasetPath(dataset.id)}`,
+    '@id': `${baseUrl}${datasetPath(feed.id)}`,
     '@type': 'dcat:Dataset',
-    'dct:identifier': dataset.id,
+    'dct:identifier': feed.id,
     'dct:title': dataset.title,
     'dct:description': dataset.description,
     'dcat:keyword': dataset.keywords,
@@ -81,20 +56,29 @@ function datasetNode(baseUrl: string, dataset: Omit<DatasetEntry, 'modified'>, m
     ...(modified ? { 'dct:modified': { '@type': 'xsd:dateTime', '@value': modified.toISOString() } } : {}),
     'dcat:distribution': [
       {
-        '@id': `${baseUrl}${dataset.path}`,
+        '@id': download,
         '@type': 'dcat:Distribution',
         'dct:title': `${dataset.title} (${dataset.format})`,
-        'dcat:accessURL': { '@id': `${baseUrl}${dataset.path}` },
-        'dcat:downloadURL': { '@id': `${baseUrl}${dataset.path}` },
-        'dcat:mediaType': { '@id': `https://www.iana.org/assignments/media-types/${dataset.mediaType}` },
+        'dcat:accessURL': { '@id': download },
+        'dcat:downloadURL': { '@id': download },
+        'dcat:mediaType': { '@id': `https://www.iana.org/assignments/media-types/${mediaTypeOf(feed.contentType)}` },
         'dct:format': dataset.format,
-        'dct:license': { '@id': LICENCE_OUVERTE },
+        'dct:license': { '@id': dataset.licence },
       },
     ],
   };
 }
 
-export function dcatCatalog(baseUrl: string, modified: Record<string, Date | null>) {
+/** `application/geo+json` of `application/geo+json; charset=utf-8`: what IANA registers. */
+const mediaTypeOf = (contentType: string) => contentType.split(';')[0].trim().toLowerCase();
+
+export interface CatalogEntry {
+  feed: Feed;
+  /** When the whole dataset last changed. */
+  modified: Date | null;
+}
+
+export function dcatCatalog(baseUrl: string, entries: readonly CatalogEntry[]) {
   return {
     '@context': CONTEXT,
     '@id': `${baseUrl}${CATALOG_PATH}`,
@@ -103,13 +87,11 @@ export function dcatCatalog(baseUrl: string, modified: Record<string, Date | nul
     'dct:description': 'Jeux de données ouverts et anonymisés publiés par le hub du territoire connecté.',
     'dct:publisher': PUBLISHER,
     'dct:language': 'http://publications.europa.eu/resource/authority/language/FRA',
-    'dcat:dataset': DATASETS.map((dataset) => datasetNode(baseUrl, dataset, modified[dataset.id] ?? null)),
+    'dcat:dataset': entries.map(({ feed, modified }) => datasetNode(baseUrl, feed, modified)),
   };
 }
 
-/** The JSON-LD document a dataset's `@id` answers with, or null for an id the hub does not publish. */
-export function dcatDataset(baseUrl: string, id: string, modified: Date | null) {
-  const dataset = DATASETS.find((entry) => entry.id === id);
-  if (!dataset) return null;
-  return { '@context': CONTEXT, ...datasetNode(baseUrl, dataset, modified), 'dct:isPartOf': { '@id': `${baseUrl}${CATALOG_PATH}` } };
+/** The JSON-LD document a dataset's `@id` answers with. */
+export function dcatDataset(baseUrl: string, { feed, modified }: CatalogEntry) {
+  return { '@context': CONTEXT, ...datasetNode(baseUrl, feed, modified), 'dct:isPartOf': { '@id': `${baseUrl}${CATALOG_PATH}` } };
 }

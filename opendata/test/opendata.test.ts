@@ -92,12 +92,34 @@ describe('open data: equipment GeoJSON and DCAT catalogue', () => {
     ]) {
       const response = await fetch(`${base}/opendata/equipment.geojson?${query}`);
       assert.equal(response.status, 400, query);
+      assert.match(response.headers.get('content-type')!, /^application\/problem\+json/);
       const body = (await response.json()) as any;
-      assert.equal(body.error.code, 'BAD_USER_INPUT');
-      assert.equal(body.error.field, field, query);
+      assert.equal(body.status, 400);
+      assert.equal(body.code, 'BAD_USER_INPUT');
+      assert.equal(body.field, field, query);
     }
-    assert.equal((await fetch(`${base}/opendata/nothing-here`)).status, 404);
-    assert.equal((await fetch(`${base}/opendata/equipment.geojson`, { method: 'POST' })).status, 405);
+    const missing = await fetch(`${base}/opendata/nothing-here`);
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as any).code, 'NOT_FOUND');
+    const post = await fetch(`${base}/opendata/equipment.geojson`, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    assert.equal(((await post.json()) as any).code, 'METHOD_NOT_ALLOWED');
+  });
+
+  it('answers a browser preflight from any origin, and lets browser apps read the ETag', async () => {
+    const preflight = await fetch(`${base}/opendata/equipment.geojson`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'if-none-match' },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+    assert.match(preflight.headers.get('access-control-allow-headers')!, /if-none-match/);
+    assert.match(preflight.headers.get('access-control-allow-methods')!, /GET/);
+    const response = await fetch(`${base}/opendata/equipment.geojson?kind=BUS_STOP`, { headers: { origin: 'https://app.example' } });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('access-control-expose-headers')!, /etag/);
+    await response.arrayBuffer();
   });
 
   it('describes its datasets in a DCAT catalogue whose distribution URLs work', async () => {

@@ -57,10 +57,10 @@ describe('open data: query parameters', () => {
     ]) {
       const response = await geojson(query);
       assert.equal(response.status, 400, query);
-      const { error } = (await response.json()) as any;
-      assert.equal(error.code, 'BAD_USER_INPUT');
-      assert.equal(error.field, field, query);
-      assert.match(error.message, /given 2 times/);
+      const problem = (await response.json()) as any;
+      assert.equal(problem.code, 'BAD_USER_INPUT');
+      assert.equal(problem.field, field, query);
+      assert.match(problem.detail, /given 2 times/);
     }
   });
 
@@ -89,10 +89,10 @@ describe('open data: query parameters', () => {
     ]) {
       const response = await geojson(query);
       assert.equal(response.status, 400, `${query.slice(0, 60)} → ${response.status}`);
-      const { error } = (await response.json()) as any;
-      assert.equal(error.code, 'BAD_USER_INPUT');
-      assert.equal(error.field, field, query.slice(0, 60));
-      assert.ok(error.message.length < 600, 'the message does not echo a huge value back');
+      const problem = (await response.json()) as any;
+      assert.equal(problem.code, 'BAD_USER_INPUT');
+      assert.equal(problem.field, field, query.slice(0, 60));
+      assert.ok(problem.detail.length < 600 && JSON.stringify(problem).length < 1000, 'the problem does not echo a huge value back');
     }
   });
 
@@ -100,7 +100,7 @@ describe('open data: query parameters', () => {
     for (const path of ['/opendata/catalog.jsonld?page=2', '/opendata/datasets/equipment?kind=BUS_STOP', '/opendata?x%00=1']) {
       const response = await fetch(`${served.base}${path}`);
       assert.equal(response.status, 400, path);
-      assert.equal(((await response.json()) as any).error.code, 'BAD_USER_INPUT');
+      assert.equal(((await response.json()) as any).code, 'BAD_USER_INPUT');
     }
   });
 });

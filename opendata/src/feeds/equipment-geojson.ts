@@ -1,7 +1,14 @@
+/**
+ * The public equipment of the territory as RFC 7946 GeoJSON, from the `opendata_equipment` view
+ * the equipment domain publishes (no cameras, no buses, no decommissioned assets).
+ */
 import type pg from 'pg';
+import { LICENCE_OUVERTE } from '../catalog.js';
+import type { Feed, FeedVersion } from '../feed.js';
+import { checkParameters, QueryParameterError, shown } from '../parameters.js';
 
 /** Kinds the equipment domain publishes in `opendata_equipment` (cameras and buses never are). */
-export const PUBLISHED_KINDS = [
+const PUBLISHED_KINDS = [
   'LIGHT_POINT',
   'PRESENCE_DETECTOR',
   'TRAFFIC_SIGNAL_CONTROLLER',
@@ -18,15 +25,6 @@ export const PUBLISHED_KINDS = [
 
 const COLLECTIVITIES = ['chalons', 'fagnieres', 'saint-martin-sur-le-pre', 'chalons-agglo'];
 
-export class QueryParameterError extends Error {
-  constructor(
-    readonly field: string,
-    reason: string,
-  ) {
-    super(`${field}: ${reason}`);
-  }
-}
-
 export interface EquipmentFilter {
   /** Sorted and without repeats, so that equal filters name the same cached representation. */
   kinds: string[] | null;
@@ -35,39 +33,15 @@ export interface EquipmentFilter {
   bbox: [number, number, number, number] | null;
 }
 
-export const NO_FILTER: EquipmentFilter = { kinds: null, collectivityId: null, inseeCode: null, bbox: null };
-
 const PARAMETERS = ['kind', 'collectivity', 'commune', 'bbox'] as const;
 /** The one list parameter: `kind=A&kind=B` is `kind=A,B`. Every other parameter is given at most once. */
 const LIST_PARAMETER = 'kind';
-/** No valid value comes close; longer ones are refused before they are looked at. */
-const MAX_VALUE_LENGTH = 256;
 /** A plain decimal number: `Number()` alone would read '' and ' ' as 0 and accept hex. */
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
-/** Part of a client's value, printable in an error message whatever it holds. */
-const shown = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-
-/**
- * Reads and validates the dataset's query parameters; each error names its parameter. Repeating
- * a single-valued parameter is refused rather than resolved by keeping one of the values: the
- * client would not get what at least one of them asked for.
- */
+/** Reads and validates the feed's query parameters; each error names its parameter. */
 export function parseEquipmentFilter(params: URLSearchParams): EquipmentFilter {
-  const counts = new Map<string, number>();
-  for (const [name, value] of params) {
-    if (!(PARAMETERS as readonly string[]).includes(name)) {
-      throw new QueryParameterError(name.slice(0, 64), `unknown parameter ${shown(name)}; use ${PARAMETERS.join(', ')}`);
-    }
-    if (value.length > MAX_VALUE_LENGTH) throw new QueryParameterError(name, `longer than ${MAX_VALUE_LENGTH} characters`);
-    if (/[\u0000-\u001f\u007f]/.test(value)) throw new QueryParameterError(name, 'contains control characters');
-    counts.set(name, (counts.get(name) ?? 0) + 1);
-  }
-  for (const [name, count] of counts) {
-    if (count > 1 && name !== LIST_PARAMETER) {
-      throw new QueryParameterError(name, `given ${count} times; give it once (only ${LIST_PARAMETER} takes several values)`);
-    }
-  }
+  checkParameters(params, PARAMETERS, [LIST_PARAMETER]);
   const kindValues = params.getAll(LIST_PARAMETER);
   const kinds = kindValues.length === 0 ? null : [...new Set(kindValues.flatMap((v) => v.split(',')).map((k) => k.trim().toUpperCase()))].sort();
   for (const kind of kinds ?? []) {
@@ -124,17 +98,11 @@ function where(filter: EquipmentFilter): { sql: string; values: unknown[] } {
   return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 
-export interface EquipmentVersion {
-  /** Changes whenever the filtered rows do: which rows (a checksum of ids and update times), how many, how recent. */
-  tag: string;
-  lastModified: Date | null;
-}
-
 /**
- * A version of the filtered dataset, cheap to compute: the ETag without building the body.
- * Run it in the same snapshot as the body it stands for (see `index.ts`).
+ * A version of the filtered rows, cheap to compute: which rows (a checksum of ids and update
+ * times), how many, how recent.
  */
-export async function equipmentVersion(db: pg.ClientBase, filter: EquipmentFilter): Promise<EquipmentVersion> {
+async function equipmentVersion(db: pg.ClientBase, filter: EquipmentFilter): Promise<FeedVersion> {
   const { sql, values } = where(filter);
   const { rows } = await db.query<{ count: string; last_modified: Date | null; latest: string | null; checksum: string | null }>(
     `SELECT count(*) AS count, max(updated_at) AS last_modified, extract(epoch FROM max(updated_at))::text AS latest,
@@ -150,7 +118,7 @@ export async function equipmentVersion(db: pg.ClientBase, filter: EquipmentFilte
  * RFC 7946 FeatureCollection built by PostGIS in one statement: [lon, lat] positions with
  * 6 decimals (~10 cm), no `crs` member, a stable order.
  */
-export async function equipmentFeatureCollection(db: pg.ClientBase, filter: EquipmentFilter): Promise<string> {
+async function equipmentFeatureCollection(db: pg.ClientBase, filter: EquipmentFilter): Promise<string> {
   const { sql, values } = where(filter);
   const { rows } = await db.query<{ body: string }>(
     `SELECT json_build_object(
@@ -169,3 +137,21 @@ export async function equipmentFeatureCollection(db: pg.ClientBase, filter: Equi
   );
   return rows[0].body;
 }
+
+export const equipmentGeojson: Feed<EquipmentFilter> = {
+  id: 'equipment',
+  path: '/opendata/equipment.geojson',
+  contentType: 'application/geo+json; charset=utf-8',
+  dataset: {
+    title: 'Équipements publics connectés — Châlons-en-Champagne et agglomération',
+    description:
+      "Points lumineux LED, détecteurs de présence, carrefours à feux, arrêts de bus, parkings, bâtiments (écoles, gymnases) et leurs capteurs, bornes Wi-Fi et armoires électriques des collectivités de Châlons-en-Champagne, Fagnières, Saint-Martin-sur-le-Pré et Châlons Agglo. Les caméras ne sont jamais publiées.",
+    keywords: ['éclairage public', 'smart city', 'équipements', 'Châlons-en-Champagne', 'Marne'],
+    licence: LICENCE_OUVERTE,
+    format: 'GeoJSON',
+    frequency: 'continuous',
+  },
+  parse: parseEquipmentFilter,
+  version: equipmentVersion,
+  render: (db, filter) => equipmentFeatureCollection(db, filter),
+};
