@@ -338,6 +338,24 @@ describe('client errors are client errors', () => {
     }
   });
 
+  describe('the same status at the gateway as at the subgraph', () => {
+    const DECOMMISSION = 'mutation { decommissionEquipment(id: "lp-chalons-00001", reason: "test") { id } }';
+    for (const target of ['gateway', 'equipment'] as const) {
+      it(`a write by the public is a field error UNAUTHENTICATED → ${target}: 200, nothing written`, async () => {
+        const before = await snapshot();
+        const answer = await post(target, bodyOf(DECOMMISSION));
+        assert.equal(answer.status, 200, JSON.stringify(answer));
+        assert.equal(answer.body.errors?.[0].extensions?.code, 'UNAUTHENTICATED', JSON.stringify(answer));
+        assert.deepEqual(await snapshot(), before);
+      });
+      it(`a token that does not verify → ${target}: 401 before anything runs`, async () => {
+        const answer = await post(target, bodyOf('{ __typename }'), { authorization: 'Bearer not-a-token' });
+        assert.equal(answer.status, 401, JSON.stringify(answer));
+        assert.equal(answer.body.errors?.[0].extensions?.code, 'UNAUTHENTICATED');
+      });
+    }
+  });
+
   describe('graphql-ws: request errors are `error` messages with their code', () => {
     /** One operation over a raw graphql-transport-ws socket (raw, so that `1e309` can be sent). */
     const overSocket = (target: Target, payloadText: string, token?: string) =>

@@ -1,5 +1,5 @@
 /**
- * A PostgreSQL cluster of a test's own (DESIGN.md, "Devices": tests that restart PostgreSQL
+ * A PostgreSQL cluster of a test's own (docs/devices.md, last section: tests that restart PostgreSQL
  * never touch the machine's server): `initdb` into a temporary directory, trust auth, on
  * 127.0.0.1 and a free port, its unix socket inside that directory, fsync off. The binaries
  * are the system's PostgreSQL 15, so PostGIS (installed for it) is available.

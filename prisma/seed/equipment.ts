@@ -72,7 +72,7 @@ export interface EquipmentSeed {
   decommissionedAt: string | null;
 }
 
-/** Light points: the figure of the territory (DESIGN.md), of which 2,170 remotely dimmable. */
+/** Light points: the figure of the territory (prisma/seed/README.md), of which 2,170 remotely dimmable. */
 export const LIGHT_POINTS = 7290;
 export const DIMMABLE_LIGHT_POINTS = 2170;
 export const PRESENCE_DETECTORS = 510;

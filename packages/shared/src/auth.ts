@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, decodeJwt, errors as jose, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { Config } from './config.js';
-import { forbidden, unauthenticated } from './errors.js';
+import { forbidden, tokenRefused, unauthenticated } from './errors.js';
 
 export const ROLES = ['citizen', 'agent', 'operator', 'admin', 'partner'] as const;
 export type Role = (typeof ROLES)[number];
@@ -79,7 +79,7 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
   return async (authorization) => {
     if (authorization === undefined || authorization === null || authorization.trim() === '') return PUBLIC_VIEWER;
     const match = BEARER.exec(authorization.trim());
-    if (!match) throw unauthenticated('authorization header must be "Bearer <token>"');
+    if (!match) throw tokenRefused('authorization header must be "Bearer <token>"');
     const token = match[1];
 
     const cached = cache.get(token);
@@ -90,7 +90,7 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
     try {
       ({ payload } = await verify(token));
     } catch (error) {
-      throw unauthenticated(explain(error));
+      throw tokenRefused(explain(error));
     }
     const viewer = viewerFromClaims(payload, token, config.JWT_MAX_LIFETIME_SECONDS);
     if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
@@ -119,27 +119,27 @@ function viewerFromClaims(payload: JWTPayload, token: string, maxLifetimeSeconds
   const now = Date.now() / 1000;
   const exp = payload.exp!;
   if (payload.iat !== undefined && payload.iat > now + TOKEN_CLOCK_TOLERANCE_SECONDS) {
-    throw unauthenticated('token claim iat: is in the future');
+    throw tokenRefused('token claim iat: is in the future');
   }
   const lifetime = exp - (payload.iat ?? now);
   if (!(lifetime <= maxLifetimeSeconds)) {
-    throw unauthenticated(
+    throw tokenRefused(
       `token claim exp: lifetime of ${Number.isFinite(lifetime) ? Math.ceil(lifetime) : lifetime} s ${payload.iat === undefined ? 'from now ' : 'from iat '}exceeds the maximum of ${maxLifetimeSeconds} s`,
     );
   }
   const { sub, roles, collectivities } = payload as Record<string, unknown>;
-  if (typeof sub !== 'string' || sub === '') throw unauthenticated('token claim sub: must be a non-empty string');
-  if (!Array.isArray(roles)) throw unauthenticated('token claim roles: must be an array');
+  if (typeof sub !== 'string' || sub === '') throw tokenRefused('token claim sub: must be a non-empty string');
+  if (!Array.isArray(roles)) throw tokenRefused('token claim roles: must be an array');
   const unknownRole = roles.find((role) => !isRole(role));
   if (unknownRole !== undefined) {
-    throw unauthenticated(`token claim roles: unknown role '${String(unknownRole)}' (known: ${ROLES.join(', ')})`);
+    throw tokenRefused(`token claim roles: unknown role '${String(unknownRole)}' (known: ${ROLES.join(', ')})`);
   }
   if (!Array.isArray(collectivities) || !collectivities.every((id) => typeof id === 'string' && id !== '')) {
-    throw unauthenticated('token claim collectivities: must be an array of collectivity ids');
+    throw tokenRefused('token claim collectivities: must be an array of collectivity ids');
   }
   const unknownCollectivity = collectivities.find((id) => !isCollectivityId(id));
   if (unknownCollectivity !== undefined) {
-    throw unauthenticated(
+    throw tokenRefused(
       `token claim collectivities: unknown collectivity '${String(unknownCollectivity)}' (known: ${COLLECTIVITY_IDS.join(', ')})`,
     );
   }

@@ -1,5 +1,5 @@
 /**
- * The event bus (DESIGN.md, "Events"): an append-only `events` table written in the same
+ * The event bus (docs/event-bus.md): an append-only `events` table written in the same
  * transaction as the change it reports, NOTIFY at commit, and readers that LISTEN and then
  * catch up from a cursor (the bigserial id).
  *

@@ -1,5 +1,5 @@
 /**
- * The device protocol's one table of metrics (DESIGN.md "Devices"): SenML name, unit
+ * The device protocol's one table of metrics (docs/devices.md): SenML name, unit
  * (RFC 8428 / IANA SenML units) and the period a device is expected to report at.
  * An uplink whose unit differs from the table's is rejected.
  */

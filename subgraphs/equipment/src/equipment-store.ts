@@ -50,7 +50,7 @@ const COLUMNS = Prisma.raw(`
 const point = (lon: number, lat: number) => Prisma.sql`ST_SetSRID(ST_MakePoint(${lon}::float8, ${lat}::float8), 4326)`;
 
 /**
- * `near` exactly as DESIGN.md states it: ST_DWithin on geography, written against
+ * `near` exactly as docs/graphql-conventions.md states it: ST_DWithin on geography, written against
  * `location::geography` so the expression GiST index serves it.
  */
 const nearCondition = (near: NearCircle) =>

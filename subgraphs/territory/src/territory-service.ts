@@ -95,7 +95,7 @@ export interface CompetenceDecision {
 }
 
 /**
- * The competence rule of DESIGN.md, free of I/O so that the tickets domain applies exactly
+ * The competence rule (docs/architecture.md), free of I/O so that the tickets domain applies exactly
  * the same one: municipal categories go to the commune's own collectivity and only inside
  * the project's communes; agglomeration categories go to the agglomeration anywhere in the
  * territory; a point outside the territory has no competent collectivity.
