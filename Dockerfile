@@ -1,7 +1,9 @@
 # One image for every Node service of the hub; docker-compose picks the entry point.
-FROM node:20-bookworm-slim
+# Node.js 24 LTS; services run the compiled build (`npm run build`), never tsx: under
+# --conditions=connecte-compiled every workspace package resolves to its dist/.
+FROM node:24-bookworm-slim
 WORKDIR /app
-ENV CHECKPOINT_DISABLE=1 NODE_ENV=production
+ENV CHECKPOINT_DISABLE=1 NODE_ENV=production NODE_OPTIONS=--conditions=connecte-compiled
 COPY package.json package-lock.json .npmrc ./
 COPY packages/shared/package.json packages/shared/
 COPY subgraphs/territory/package.json subgraphs/territory/
@@ -10,4 +12,4 @@ COPY gateway/package.json gateway/
 COPY opendata/package.json opendata/
 RUN npm ci --include=dev --no-audit --no-fund
 COPY . .
-RUN node scripts/ensure-deps.mjs
+RUN npm run build

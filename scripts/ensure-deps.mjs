@@ -28,10 +28,12 @@ export function ensureNodeModules() {
 export function generatePrismaClient({ force = false } = {}) {
   const client = at('packages', 'shared', 'src', 'generated', 'prisma', 'client.ts');
   const schemaDir = at('prisma', 'schema');
-  const newestSchema = Math.max(...readdirSync(schemaDir).map((f) => mtime(path.join(schemaDir, f))));
-  if (!force && mtime(client) >= newestSchema) return;
+  // tsconfig.json too: Prisma picks the client's import extensions from it (`.ts`, which the
+  // build rewrites to `.js`, under rewriteRelativeImportExtensions).
+  const inputs = [...readdirSync(schemaDir).map((f) => path.join(schemaDir, f)), at('tsconfig.json')];
+  if (!force && mtime(client) >= Math.max(...inputs.map(mtime))) return;
   console.log('[setup] generating the Prisma client…');
-  run(at('node_modules', '.bin', 'prisma'), ['generate'], {
+  run(process.execPath, [at('node_modules', '.bin', 'prisma'), 'generate'], {
     PRISMA_SCHEMA_ENGINE_BINARY: at('scripts', 'bin', 'no-schema-engine.sh'),
     CHECKPOINT_DISABLE: '1',
     PRISMA_HIDE_UPDATE_MESSAGE: '1',
