@@ -20,7 +20,7 @@
  * query counts 7,290 light points on every request), the throughput ratio says little about the
  * gateway; its CPU per request is its own cost, whatever the bottleneck.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -70,8 +70,8 @@ const { values: args } = parseArgs({
     role: { type: 'string', default: 'orchestrator' },
     kind: { type: 'string' },
     db: { type: 'string' },
-    territory: { type: 'string' },
-    equipment: { type: 'string' },
+    /** JSON of every registered subgraph's URL by name, from the subgraphs' child. */
+    subgraphs: { type: 'string' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
@@ -80,6 +80,8 @@ const { values: args } = parseArgs({
     targets: { type: 'string', default: 'direct,stock,ours' },
     /** Another operation to drive (it must return 20 `equipmentSearch` edges). */
     query: { type: 'string', default: DEFAULT_QUERY },
+    /** Node binary the subgraphs and gateways run on (e.g. Node 20 against Node 24); default: this one. */
+    node: { type: 'string' },
   },
 });
 const QUERY = args.query!;
@@ -91,23 +93,22 @@ function announce(urls: Record<string, string>): void {
 
 async function runSubgraphs(): Promise<void> {
   const { loadConfig } = await import('@connecte/shared/config');
-  const { startSubgraph, installShutdownHandlers } = await import('@connecte/shared/server');
-  const { territoryService } = await import('@connecte/subgraph-territory');
-  const { equipmentService } = await import('@connecte/subgraph-equipment');
+  const { installShutdownHandlers } = await import('@connecte/shared/server');
+  // Every registered subgraph (packages/shared/src/registry.ts), each on a port of its own.
+  const { startSubgraphs, urlsOf } = await import('../test/hub.js');
   const config = loadConfig({ ...process.env, DATABASE_URL: args.db! });
-  const territory = await startSubgraph(territoryService, { config, port: 0 });
-  const equipment = await startSubgraph(equipmentService, { config, port: 0 });
+  const subgraphs = await startSubgraphs(config);
   installShutdownHandlers(async () => {
-    await Promise.all([territory.close(), equipment.close()]);
+    await Promise.all(Object.values(subgraphs).map((subgraph) => subgraph.close()));
   });
-  announce({ territory: territory.url, equipment: equipment.url });
+  announce(urlsOf(subgraphs));
 }
 
 async function runGateway(): Promise<void> {
   const { loadConfig } = await import('@connecte/shared/config');
   const { installShutdownHandlers } = await import('@connecte/shared/server');
   const config = loadConfig({ ...process.env, DATABASE_URL: args.db! });
-  const subgraphUrls = { territory: args.territory!, equipment: args.equipment! };
+  const subgraphUrls = JSON.parse(args.subgraphs!) as Record<string, string>;
   if (args.kind === 'ours') {
     const { startGateway } = await import('@connecte/gateway');
     const gateway = await startGateway({ config, port: 0, subgraphUrls });
@@ -132,7 +133,7 @@ interface Child {
 }
 
 function startChild(role: string, extra: string[], nodeFlags: string[] = []): Promise<Child> {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', THIS_FILE, '--role', role, ...extra], {
+  const child = spawn(args.node ?? process.execPath, [...nodeFlags, '--import', 'tsx', THIS_FILE, '--role', role, ...extra], {
     cwd: ROOT,
     env: { ...process.env, ...SERVICE_ENV },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -222,7 +223,7 @@ async function orchestrate(): Promise<void> {
   try {
     const subgraphs = await startChild('subgraphs', ['--db', database.url]);
     children.push(subgraphs);
-    const gatewayArgs = ['--db', database.url, '--territory', subgraphs.urls.territory, '--equipment', subgraphs.urls.equipment];
+    const gatewayArgs = ['--db', database.url, '--subgraphs', JSON.stringify(subgraphs.urls)];
     const profileDir = path.join(ROOT, 'bench', 'results');
     if (args.profile) mkdirSync(profileDir, { recursive: true });
     const stock = await startChild('gateway', ['--kind', 'stock', ...gatewayArgs]);
@@ -243,7 +244,7 @@ async function orchestrate(): Promise<void> {
     for (const target of targets) await check(target.name, target.url);
 
     console.log(
-      `gateway throughput — node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ` +
+      `gateway throughput — services on node ${args.node ? execFileSync(args.node, ['--version'], { encoding: 'utf8' }).trim() : process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ` +
         `${CONNECTIONS} connections, ${warmup} s warm-up + ${duration} s per target, ${rounds} round(s)\n` +
         'processes: subgraphs | stock gateway | our gateway | autocannon (this one) | PostgreSQL — all on the same cores\n' +
         `query: ${QUERY}\n`,

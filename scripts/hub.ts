@@ -7,12 +7,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '@connecte/shared/config';
-import { SUBGRAPHS, subgraphUrl } from '@connecte/gateway/subgraphs';
+import { subgraphUrl } from '@connecte/gateway/subgraphs';
+import { GATEWAY, SUBGRAPHS, subgraphUrlVariable } from '@connecte/shared/registry';
+import { nodeArgs } from '@connecte/shared/runtime';
 import { setupDatabase } from './setup.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const config = loadConfigOrExit();
-const GATEWAY_PORT = config.PORT ?? 4000;
+const GATEWAY_PORT = config.PORT ?? GATEWAY.defaultPort;
 const gatewayUrl = `http://localhost:${GATEWAY_PORT}`;
 
 /** A port already taken (often: a hub already running) is said before anything starts. */
@@ -24,7 +26,7 @@ function portIsFree(port: number, host: string): Promise<boolean> {
 }
 const ports: [string, number][] = [
   ['gateway (PORT)', GATEWAY_PORT],
-  ...SUBGRAPHS.map((s): [string, number] => [`${s.name} (SUBGRAPH_${s.name.toUpperCase()}_URL)`, Number(new URL(subgraphUrl(s.name)).port)]),
+  ...SUBGRAPHS.map((s): [string, number] => [`${s.name} (${subgraphUrlVariable(s.name)})`, Number(new URL(subgraphUrl(s.name)).port)]),
 ];
 for (const [name, port] of ports) {
   if (!(await portIsFree(port, config.HOST))) {
@@ -44,7 +46,8 @@ const children: ChildProcess[] = [];
 let stopping = false;
 
 function run(name: string, script: string, env: Record<string, string>) {
-  const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(ROOT, script)], {
+  // Each child runs the way the hub itself runs: the TypeScript source under tsx, or its compiled file.
+  const child = spawn(process.execPath, nodeArgs(script, ROOT), {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -80,12 +83,12 @@ async function stop(code: number) {
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
-// SUBGRAPH_<NAME>_URL moves a subgraph (the gateway reads the same variable).
+// Every registered subgraph, by its entry point; SUBGRAPH_<NAME>_URL moves one (the gateway reads the same variable).
 for (const subgraph of SUBGRAPHS) {
-  run(subgraph.name, `subgraphs/${subgraph.name}/src/main.ts`, { PORT: new URL(subgraphUrl(subgraph.name)).port });
+  run(subgraph.name, subgraph.entry, { PORT: new URL(subgraphUrl(subgraph.name)).port });
 }
 for (const subgraph of SUBGRAPHS) await waitFor(subgraphUrl(subgraph.name).replace(/\/graphql$/, '/healthz'));
-run('gateway', 'gateway/src/main.ts', { PORT: String(GATEWAY_PORT) });
+run(GATEWAY.name, GATEWAY.entry, { PORT: String(GATEWAY_PORT) });
 await waitFor(`${gatewayUrl}/readyz`);
 run('simulator', 'scripts/simulator.ts', { GATEWAY_URL: `${gatewayUrl}/graphql` });
 

@@ -6,7 +6,7 @@ export interface ReadinessReport {
   status: 'ready' | 'unavailable';
   /** `ok`, or why the dependency is not ready. */
   checks: Record<string, string>;
-  /** The dependencies that failed, by name (`database`, `subgraph:<name>`). */
+  /** The dependencies that failed, by name (`database`, `subgraph:<name>`, a worker's name). */
   failed: string[];
 }
 
@@ -24,6 +24,8 @@ export function createReadiness(options: {
   subgraphUrls: Record<string, string>;
   fetcher: Fetcher;
   timeoutMs?: number;
+  /** The gateway's background workers, each reported by its state (`mqtt: disconnected`). */
+  workers?: () => { checks: Record<string, string>; failed: string[] };
 }): Readiness {
   const timeoutMs = options.timeoutMs ?? 2000;
   const pool = new pg.Pool({
@@ -71,7 +73,9 @@ export function createReadiness(options: {
         }),
       );
       const failed = outcomes.filter(([, outcome]) => outcome !== 'ok').map(([name]) => name);
-      return { status: failed.length === 0 ? 'ready' : 'unavailable', checks: Object.fromEntries(outcomes), failed };
+      const workers = options.workers?.() ?? { checks: {}, failed: [] };
+      failed.push(...workers.failed);
+      return { status: failed.length === 0 ? 'ready' : 'unavailable', checks: { ...Object.fromEntries(outcomes), ...workers.checks }, failed };
     },
     close: () => pool.end(),
   };

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ApolloGateway } from '@apollo/gateway';
@@ -9,18 +9,18 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
-import pg from 'pg';
-import { createOpendataHandler } from '@connecte/opendata';
 import { createAuthenticator } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
 import { createLogger, requestIdFrom, type Logger } from '@connecte/shared/log';
 import { requestErrorsPlugin } from '@connecte/shared/graphql-over-http';
 import { renderMetrics } from '@connecte/shared/metrics';
-import { poolOptions } from '@connecte/shared/timeouts';
 import { headerMapOf, HttpError, httpErrorBody, INTERNAL_ERROR_BODY, readBody, sendJson, splitUrl, writeGraphQLResponse } from '@connecte/shared/http';
 import { createCors } from '@connecte/shared/cors';
 import { queryLimitsFrom, requestLimitsPlugin } from '@connecte/shared/limits';
 import { loadPersistedOperations } from '@connecte/shared/persisted-operations';
+import { sendProblem } from '@connecte/shared/problem';
+import { createWorkers, type Worker } from '@connecte/shared/workers';
+import { GATEWAY, RESERVED_PATHS } from '@connecte/shared/registry';
 import { createCallerRateLimits } from '@connecte/shared/rate-limit';
 import { screenGraphQLRequest } from '@connecte/shared/request-screen';
 import { readCommittedSupergraph, withSubgraphUrls } from './compose.js';
@@ -29,14 +29,16 @@ import { createFailureReasons, maskError, subgraphRefusalsAreRequestErrors, time
 import { createSubgraphFetcher } from './fetcher.js';
 import { createReadiness } from './health.js';
 import { createGatewayMetrics } from './metrics.js';
+import { checkModules, GATEWAY_MODULES, type GatewayModule, type MountedModule, type RouteHandler } from './modules.js';
 import { startSubscriptionServer } from './subscriptions.js';
-import { subgraphUrls as resolveSubgraphUrls } from './subgraphs.js';
+import { subgraphRoutes, subgraphUrls as resolveSubgraphUrls } from './subgraphs.js';
+import { forwardTo } from './forward.js';
 
-export const DEFAULT_GATEWAY_PORT = 4000;
+/** The registry's gateway port (unique among the subgraphs' ports); PORT overrides it. */
+export const DEFAULT_GATEWAY_PORT = GATEWAY.defaultPort;
 const GRAPHQL_PATH = '/graphql';
 
-/** A handler for everything under a mounted prefix (open data, Open311, HTTP ingest). */
-export type RouteHandler = (request: IncomingMessage, response: ServerResponse) => void | Promise<void>;
+export type { RouteHandler } from './modules.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -46,6 +48,14 @@ export interface GatewayOptions {
   subgraphUrls?: Record<string, string>;
   /** Modules served by the gateway's port under a path prefix, e.g. `{ '/opendata': handler }`. */
   routes?: Record<string, RouteHandler>;
+  /** Routes that subgraphs serve, forwarded to them (default: the registry entries' `routes`). */
+  subgraphRoutes?: readonly { prefix: string; subgraph: string }[];
+  /** Declared modules to mount, with their workers (default GATEWAY_MODULES: /opendata). */
+  modules?: readonly GatewayModule[];
+  /** The gateway's own background workers, started after the modules' ones, reported by /readyz. */
+  workers?: Worker[];
+  /** How long shutdown waits for each worker to stop (default WORKER_STOP_TIMEOUT_MS). */
+  workerStopTimeoutMs?: number;
   /** By default a logger for 'gateway' at config.LOG_LEVEL on stdout. */
   log?: Logger;
 }
@@ -121,16 +131,28 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const mount = (prefix: string, handler: RouteHandler) => void routes.set(prefix.replace(/\/+$/, ''), handler);
   for (const [prefix, handler] of Object.entries(options.routes ?? {})) mount(prefix, handler);
   const mountedPrefixOf = (path: string) => [...routes.keys()].find((prefix) => path === prefix || path.startsWith(`${prefix}/`));
-  // The open-data module is served under /opendata on the gateway's port (DESIGN.md runtime contract).
-  const opendataPool = new pg.Pool({ ...poolOptions(config), max: 4 });
-  opendataPool.on('error', (error) => log.warn({ err: error }, 'open-data database connection lost'));
-  const opendata = createOpendataHandler({ pool: opendataPool, publicUrl: config.PUBLIC_BASE_URL, trustedProxies: config.TRUSTED_PROXIES });
-  if (!routes.has('/opendata')) {
-    mount('/opendata', async (request, response) => {
-      if (!(await opendata(request, response))) sendJson(response, 404, { error: `No route for ${request.url}` });
-    });
+  // Declared routes: each subgraph's own (forwarded to it), then the gateway's modules (open data
+  // under /opendata...), unless the caller mounts its own on that prefix.
+  const forwarding = new http.Agent({ keepAlive: true });
+  const forwarded = (options.subgraphRoutes ?? subgraphRoutes()).filter(({ prefix }) => !routes.has(prefix));
+  for (const { prefix, subgraph } of forwarded) {
+    if (!urls[subgraph]) throw new Error(`Route ${prefix} is declared for subgraph "${subgraph}", which the gateway does not know`);
+    mount(prefix, forwardTo({ subgraph, url: urls[subgraph], timeoutMs: config.SUBGRAPH_TIMEOUT_MS, log, agent: forwarding }));
   }
-  const readiness = createReadiness({ databaseUrl: config.DATABASE_URL, subgraphUrls: urls, fetcher: subgraphFetcher.fetcher });
+  const declared = (options.modules ?? GATEWAY_MODULES).filter(({ prefix }) => !routes.has(prefix));
+  checkModules(declared, [...RESERVED_PATHS, ...forwarded.map(({ prefix }) => prefix)]);
+  const modules: MountedModule[] = declared.map((module) => {
+    const mounted = module.create({ config, log });
+    mount(module.prefix, mounted.handle);
+    return mounted;
+  });
+  const workers = createWorkers([...modules.flatMap((module) => module.workers ?? []), ...(options.workers ?? [])], {
+    log,
+    stopTimeoutMs: options.workerStopTimeoutMs,
+  });
+  const readiness = createReadiness({ databaseUrl: config.DATABASE_URL, subgraphUrls: urls, fetcher: subgraphFetcher.fetcher, workers: () => workers.report() });
+  const release = () =>
+    Promise.all([readiness.close(), subgraphFetcher.close(), forwarding.destroy(), ...modules.map((module) => module.close?.())]);
 
   const handleGraphQL = async (request: IncomingMessage, response: ServerResponse) => {
     const requestId = requestIdFrom(request.headers);
@@ -188,7 +210,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     }
     const prefix = mountedPrefixOf(path);
     if (prefix !== undefined) return routes.get(prefix)!(request, response);
-    sendJson(response, 404, { error: `No route for ${path}: try /graphql, /healthz, /readyz or /metrics` });
+    sendProblem(response, 404, { code: 'NOT_FOUND', detail: `No route for ${path.slice(0, 200)}: try /graphql, /healthz, /readyz or /metrics` });
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
@@ -199,8 +221,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     } catch (error) {
       log.error({ err: error, path }, 'request failed');
       failures.failed(response, error);
-      if (!response.headersSent) sendJson(response, 500, INTERNAL_ERROR_BODY);
-      else response.destroy();
+      // GraphQL clients read `errors`; every other route answers problem details (RFC 9457).
+      if (response.headersSent) response.destroy();
+      else if (path === GRAPHQL_PATH) sendJson(response, 500, INTERNAL_ERROR_BODY);
+      else sendProblem(response, 500, { code: 'INTERNAL_SERVER_ERROR', detail: 'the request failed on the server; it is logged' });
     }
     const seconds = (performance.now() - started) / 1000;
     const method = request.method === 'GET' || request.method === 'POST' ? request.method : 'other';
@@ -239,13 +263,23 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   metrics.observeUpstreamSubscriptions(() => subscriptions.upstreamCount());
 
   const port = options.port ?? config.PORT ?? DEFAULT_GATEWAY_PORT;
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(port, config.HOST, () => {
-      httpServer.off('error', reject);
-      resolve();
+  try {
+    await workers.start();
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(port, config.HOST, () => {
+        httpServer.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // Leave nothing open behind a failed start; the caller says why (StartupError).
+    await subscriptions.close().catch(() => {});
+    await apollo.stop().catch(() => {});
+    await workers.stop().catch(() => {});
+    await release().catch(() => {});
+    throw error;
+  }
   const address = httpServer.address() as AddressInfo;
   // Listening on every interface: advertise the loopback address, which always reaches it.
   const bound = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
@@ -269,7 +303,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         await apollo.stop();
         httpServer.closeAllConnections();
         await closed;
-        await Promise.all([readiness.close(), subgraphFetcher.close(), opendataPool.end()]);
+        // Stop taking work, finish what is in flight (each worker within its bound), then close the pools.
+        const stopped = await workers.stop().then(() => null, (error: Error) => error);
+        await release();
+        if (stopped) throw stopped;
       })();
       return closing;
     },

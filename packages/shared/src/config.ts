@@ -46,7 +46,11 @@ const addressOrRange = z.string().refine((value) => {
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
 }, 'must be IP addresses or CIDR ranges such as 10.0.0.0/8 or fd00::/8');
 
-const variables = z.object({
+/**
+ * The base every service shares (database, broker, auth, logging, ports, timeouts, limits);
+ * a service with variables of its own extends it with `extendConfig`.
+ */
+export const baseVariables = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   DATABASE_URL: urlWithProtocol(['postgresql:', 'postgres:']).default(
     'postgresql://postgres:postgres@127.0.0.1:5432/connecte',
@@ -114,7 +118,10 @@ const variables = z.object({
   SUBSCRIPTION_QUEUE_LIMIT: wholeNumber(1, 1_000_000).default(1_000),
 });
 
-const schema = variables.superRefine((env, ctx) => {
+type BaseVariables = z.infer<typeof baseVariables>;
+
+/** Rules that tie base variables together, kept by every extension. */
+function checkBase(env: BaseVariables, ctx: z.RefinementCtx): void {
   if (env.NODE_ENV === 'production' && !env.JWT_SECRET && !env.JWT_JWKS_URL) {
     ctx.addIssue({
       code: 'custom',
@@ -125,12 +132,33 @@ const schema = variables.superRefine((env, ctx) => {
   if (env.PERSISTED_OPERATIONS_ONLY && !env.PERSISTED_OPERATIONS_FILE) {
     ctx.addIssue({ code: 'custom', path: ['PERSISTED_OPERATIONS_FILE'], message: 'is required when PERSISTED_OPERATIONS_ONLY=true' });
   }
-});
+}
 
-export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'GRAPHQL_INTROSPECTION'> & {
+export type Config = Omit<BaseVariables, 'JWT_SECRET' | 'GRAPHQL_INTROSPECTION'> & {
   JWT_SECRET: string;
   GRAPHQL_INTROSPECTION: boolean;
 };
+
+/** A service's configuration schema: the base plus its own variables; `T` is what `loadConfig` returns. */
+export interface ConfigSchema<T extends Config = Config> {
+  readonly variables: z.ZodObject;
+  /** Phantom: carries the loaded type. */
+  readonly loaded?: T;
+}
+
+const BASE_CONFIG: ConfigSchema = { variables: baseVariables };
+
+/**
+ * The base plus a service's own variables (e.g. `{ INGEST_BATCH_SIZE: z.string()... }`), validated
+ * with the base in one pass. A base variable cannot be redefined: it means the same in every service.
+ */
+export function extendConfig<S extends z.ZodRawShape>(shape: S): ConfigSchema<Config & z.infer<z.ZodObject<S>>> {
+  const redefined = Object.keys(shape).filter((key) => key in baseVariables.shape);
+  if (redefined.length > 0) {
+    throw new Error(`extendConfig: ${redefined.join(', ')} ${redefined.length === 1 ? 'is a base variable' : 'are base variables'}; extend the base with new names`);
+  }
+  return { variables: baseVariables.extend(shape) };
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -139,28 +167,32 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses and validates the environment once; throws a ConfigError naming each bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * Parses and validates the environment once, against the base or a service's `extendConfig`
+ * schema; throws a ConfigError naming each bad variable.
+ */
+export function loadConfig<T extends Config = Config>(env: NodeJS.ProcessEnv = process.env, schema: ConfigSchema<T> = BASE_CONFIG as ConfigSchema<T>): T {
   const relevant = Object.fromEntries(
-    Object.keys(variables.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+    Object.keys(schema.variables.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
   );
-  const parsed = schema.safeParse(relevant);
+  const parsed = schema.variables.superRefine((values, ctx) => checkBase(values as BaseVariables, ctx)).safeParse(relevant);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`),
     );
   }
+  const data = parsed.data as BaseVariables;
   return {
-    ...parsed.data,
-    JWT_SECRET: parsed.data.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
-    GRAPHQL_INTROSPECTION: parsed.data.GRAPHQL_INTROSPECTION ?? parsed.data.NODE_ENV !== 'production',
-  };
+    ...data,
+    JWT_SECRET: data.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
+    GRAPHQL_INTROSPECTION: data.GRAPHQL_INTROSPECTION ?? data.NODE_ENV !== 'production',
+  } as T;
 }
 
 /** For service entry points: print every bad variable and exit 1 instead of a stack trace. */
-export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfigOrExit<T extends Config = Config>(env: NodeJS.ProcessEnv = process.env, schema?: ConfigSchema<T>): T {
   try {
-    return loadConfig(env);
+    return loadConfig(env, schema);
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);

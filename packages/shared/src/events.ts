@@ -369,6 +369,11 @@ export class EventBus {
   }
 
   /** Ends the LISTEN connection and completes every open iterator. The pool is the caller's. */
+  /** Whether the LISTEN connection is up: without it events still arrive, but only at the safety poll. */
+  get listening(): boolean {
+    return this.listener !== null;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -37,6 +37,8 @@ import { screenGraphQLRequest } from './request-screen.js';
 import { ConnectionLifetime, limitSendBuffers } from './ws-limits.js';
 import { requestErrorsPlugin, socketOperation } from './graphql-over-http.js';
 import { databaseTimeoutOf, TIMEOUT_CODE, timeoutError, warnDatabaseTimeout } from './timeouts.js';
+import { createWorkers, type Worker } from './workers.js';
+import { registeredSubgraph, RESERVED_PATHS, ROUTE_PREFIX } from './registry.js';
 
 export interface RequestContext {
   viewer: Viewer;
@@ -55,6 +57,25 @@ export interface SubgraphService<C extends RequestContext = RequestContext> {
   resolvers: GraphQLResolverMap<C>;
   /** Per-request additions (DataLoaders...): called once per HTTP request or ws operation. */
   extendContext?: (base: RequestContext) => C;
+  /**
+   * Its background workers (MQTT consumer, poller, outbox sender...), built once the database
+   * and the bus exist; they start after the event bus, in this order, and stop before it.
+   * Their names are the registry entry's `workers` (after `event-bus`).
+   */
+  workers?: (resources: WorkerResources) => Worker[];
+  /**
+   * HTTP handlers by path prefix (`/open311/v2`), served on the subgraph's port and forwarded to
+   * it by the gateway: the prefixes are the registry entry's `routes`.
+   */
+  routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse, resources: WorkerResources) => void | Promise<void>>;
+}
+
+/** What a service's workers are built from. */
+export interface WorkerResources {
+  config: Config;
+  db: Database;
+  events: EventBus;
+  log: Logger;
 }
 
 export interface RunningService {
@@ -117,12 +138,27 @@ export async function startSubgraph<C extends RequestContext>(
     db?: Database;
     /** By default a logger for `service.name` at config.LOG_LEVEL on stdout. */
     log?: Logger;
+    /** How long shutdown waits for each worker to stop (default WORKER_STOP_TIMEOUT_MS). */
+    workerStopTimeoutMs?: number;
   },
 ): Promise<RunningService> {
   const { config } = options;
   const log = options.log ?? createLogger(service.name, config);
+  const routePrefixes = Object.keys(service.routes ?? {});
+  const badRoute = routePrefixes.find((prefix) => !ROUTE_PREFIX.test(prefix) || RESERVED_PATHS.includes(prefix));
+  if (badRoute !== undefined) throw new StartupError(service.name, `route "${badRoute}" must be a path such as /open311/v2, not one of ${RESERVED_PATHS.join(', ')}`);
+  const routePrefix = (path: string) => routePrefixes.find((prefix) => path === prefix || path.startsWith(`${prefix}/`));
   const db = options.db ?? createDatabase(config);
   const events = new EventBus(db.pool, log.child({ component: 'event-bus' }));
+  // The bus is every subgraph's first worker. It reconnects on its own, and without its LISTEN
+  // connection it still delivers (from the table, at its safety poll): `/readyz` shows
+  // `reconnecting`, but queries are served all the same, so it never makes the service unready
+  // (a database that is down shows in the `database` check).
+  const eventBusWorker: Worker = { name: 'event-bus', start: () => events.start(), stop: () => events.close(), status: () => ({ ready: true, state: events.listening ? 'listening' : 'reconnecting' }) };
+  const workers = createWorkers([eventBusWorker, ...(service.workers?.({ config, db, events, log }) ?? [])], {
+    log,
+    stopTimeoutMs: options.workerStopTimeoutMs,
+  });
   const metrics = createMetrics(service.name);
   const authenticate = createAuthenticator(config);
   const schema = buildSubgraphSchema([{ typeDefs: service.typeDefs, resolvers: service.resolvers as GraphQLResolverMap<unknown> }]);
@@ -259,19 +295,30 @@ export async function startSubgraph<C extends RequestContext>(
         sendJson(res, 200, { status: 'ok' });
       } else if (path === '/readyz') {
         route = path;
+        let database = 'ok';
         try {
           await Promise.race([
             db.pool.query('SELECT 1'),
             new Promise((_, reject) => setTimeout(() => reject(new Error('database did not answer within 2 s')), READY_TIMEOUT_MS).unref()),
           ]);
-          sendJson(res, 200, { status: 'ready' });
         } catch (error) {
-          sendJson(res, 503, { status: 'unavailable', reason: `database: ${(error as Error).message}` });
+          database = (error as Error).message;
+        }
+        const report = workers.report();
+        const checks: Record<string, string> = { database, ...report.checks };
+        if (database === 'ok' && report.ready) sendJson(res, 200, { status: 'ready', checks });
+        else {
+          // `reason` names what is not ready, in the operator's words: "database: ...", "mqtt: disconnected".
+          const failed = [...(database === 'ok' ? [] : ['database']), ...report.failed];
+          sendJson(res, 503, { status: 'unavailable', checks, reason: failed.map((name) => `${name}: ${checks[name]}`).join('; ') });
         }
       } else if (path === '/metrics') {
         route = path;
         const { contentType, body } = await renderMetrics(metrics);
         res.writeHead(200, { 'content-type': contentType }).end(body);
+      } else if (routePrefix(path) !== undefined) {
+        route = routePrefix(path)!;
+        await service.routes![route](req, res, { config, db, events, log: log.child({ requestId }) });
       } else {
         sendJson(res, 404, { error: `no route ${path}: try /graphql, /healthz, /readyz or /metrics` });
       }
@@ -399,7 +446,7 @@ export async function startSubgraph<C extends RequestContext>(
   const requestedPort = options.port ?? config.PORT ?? 0;
   let port: number;
   try {
-    await events.start();
+    await workers.start();
     port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen(requestedPort, config.HOST, () => {
@@ -410,7 +457,7 @@ export async function startSubgraph<C extends RequestContext>(
   } catch (error) {
     // Leave nothing open behind a failed start, and say what failed in the operator's words.
     await apollo.stop().catch(() => {});
-    await events.close().catch(() => {});
+    await workers.stop().catch(() => {});
     if (!options.db) await db.close().catch(() => {});
     throw new StartupError(service.name, startupProblem(error as NodeJS.ErrnoException, config.HOST, requestedPort));
   }
@@ -444,8 +491,10 @@ export async function startSubgraph<C extends RequestContext>(
         clearTimeout(drainTimer);
         clearInterval(idleSweep);
         await apollo.stop();
-        await events.close();
+        // Stop taking work, finish what is in flight (each worker within its bound), then close the pool.
+        const stopped = await workers.stop().then(() => null, (error: Error) => error);
         if (!options.db) await db.close();
+        if (stopped) throw stopped;
         log.info(`${service.name} subgraph stopped`);
       })();
       return closed;
@@ -487,9 +536,13 @@ export function installShutdownHandlers(
   };
 }
 
-/** A subgraph's `main.ts` in one line: validated config, start, shutdown on signals. */
-export async function runSubgraph<C extends RequestContext>(service: SubgraphService<C>, defaultPort: number): Promise<RunningService> {
+/**
+ * A subgraph's `main.ts` in one line: validated config, start on PORT or the registry's default
+ * port for `service.name` (packages/shared/src/registry.ts), shutdown on signals.
+ */
+export async function runSubgraph<C extends RequestContext>(service: SubgraphService<C>): Promise<RunningService> {
   const config = loadConfigOrExit();
+  const { defaultPort } = registeredSubgraph(service.name);
   const running = await startSubgraph(service, { config, port: config.PORT ?? defaultPort }).catch(exitOnStartupError);
   installShutdownHandlers(running.close, createLogger(service.name, config));
   return running;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig } from '@connecte/shared/config';
+import { z } from 'zod';
+import { ConfigError, DEVELOPMENT_JWT_SECRET, extendConfig, loadConfig } from '@connecte/shared/config';
 import { ROOT } from '../../../test/harness.js';
 
 describe('configuration', () => {
@@ -48,6 +49,32 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET: is required when NODE_ENV=production/);
     const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) });
     assert.equal(config.JWT_SECRET, 'x'.repeat(40));
+  });
+
+  it('a service extends the base with its own variables, validated with the base in one pass', () => {
+    const ingest = extendConfig({
+      INGEST_BATCH_SIZE: z.string().regex(/^[1-9]\d*$/, 'must be a positive whole number').transform(Number).default(100),
+      INGEST_TOPIC: z.string().min(1, 'must not be empty').default('connecte/+/+/up'),
+    });
+    const config = loadConfig({ INGEST_BATCH_SIZE: '250', LOG_LEVEL: 'warn' }, ingest);
+    assert.equal(config.INGEST_BATCH_SIZE, 250);
+    assert.equal(config.INGEST_TOPIC, 'connecte/+/+/up');
+    assert.equal(config.LOG_LEVEL, 'warn');
+    assert.equal(config.JWT_SECRET, DEVELOPMENT_JWT_SECRET);
+    try {
+      loadConfig({ INGEST_BATCH_SIZE: 'lots', PORT: 'eighty', NODE_ENV: 'production' }, ingest);
+      assert.fail('should throw');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(error.problems.toSorted(), [
+        'INGEST_BATCH_SIZE: must be a positive whole number',
+        'JWT_SECRET: is required when NODE_ENV=production (or set JWT_JWKS_URL)',
+        'PORT: must be a whole number between 0 and 65535',
+      ]);
+    }
+    // The base alone ignores a service's variables.
+    assert.equal('INGEST_BATCH_SIZE' in loadConfig({ INGEST_BATCH_SIZE: 'lots' }), false);
+    assert.throws(() => extendConfig({ PORT: z.string() }), /extendConfig: PORT is a base variable/);
   });
 
   it('a service started with a bad variable exits 1 with a message naming it, not a stack trace', () => {

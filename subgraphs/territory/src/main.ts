@@ -1,4 +1,5 @@
 import { runSubgraph } from '@connecte/shared/server';
 import { territoryService } from './index.js';
 
-await runSubgraph(territoryService, 4001);
+// PORT, else the registry's default port for "territory" (packages/shared/src/registry.ts).
+await runSubgraph(territoryService);
