@@ -14,7 +14,6 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
-import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
 import {
   getOperationAST,
   GraphQLError,
@@ -49,12 +48,19 @@ export interface RequestContext {
   events: EventBus;
 }
 
+/** A resolver map as any subgraph writes it; the SDL-checked shape is the domain's own generated type. */
+export type SubgraphResolvers = { readonly [typeName: string]: object };
+
+/** What `buildSubgraphSchema` takes as resolvers, read from its public signature (the type itself is not exported). */
+type SchemaResolvers = NonNullable<Exclude<Extract<Parameters<typeof buildSubgraphSchema>[0], readonly unknown[]>[number], DocumentNode>['resolvers']>;
+
 export interface SubgraphService<C extends RequestContext = RequestContext> {
   /** 'territory', 'equipment', ...: names the logs, the metrics and the bus connection. */
   name: string;
   /** Federation SDL (graphql-tag). */
   typeDefs: DocumentNode;
-  resolvers: GraphQLResolverMap<C>;
+  /** Per GraphQL type, its resolvers (or a scalar): a domain types them with its generated `Resolvers` (scripts/codegen.ts). */
+  resolvers: SubgraphResolvers;
   /** Per-request additions (DataLoaders...): called once per HTTP request or ws operation. */
   extendContext?: (base: RequestContext) => C;
   /**
@@ -161,7 +167,7 @@ export async function startSubgraph<C extends RequestContext>(
   });
   const metrics = createMetrics(service.name);
   const authenticate = createAuthenticator(config);
-  const schema = buildSubgraphSchema([{ typeDefs: service.typeDefs, resolvers: service.resolvers as GraphQLResolverMap<unknown> }]);
+  const schema = buildSubgraphSchema([{ typeDefs: service.typeDefs, resolvers: service.resolvers as SchemaResolvers }]);
   const operations = new WeakMap<object, OperationInfo>();
 
   function contextFor(viewer: Viewer, requestId: string): C {

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { actsIn, isPublic, requireRoleIn, type Role, type Viewer } from '@connecte/shared/auth';
 import { Prisma, type Database, type EquipmentKind, type EquipmentStatus } from '@connecte/shared/db';
 import { badInput, notFound, unauthenticated } from '@connecte/shared/errors';
-import { checkCoordinates, checkNear, type NearCircle } from '@connecte/shared/geo';
+import { checkCoordinates, checkNear } from '@connecte/shared/geo';
 import type { BusEvent, EventBus } from '@connecte/shared/events';
 import { publishEvent } from '@connecte/shared/events';
 import type { Logger } from '@connecte/shared/log';
@@ -21,6 +21,16 @@ import {
   type FieldChange,
 } from './equipment-changes.js';
 import type { EquipmentChanges, EquipmentRow, EquipmentStore, SearchCriteria } from './equipment-store.js';
+import type {
+  EquipmentFilter,
+  PointInput,
+  QueryEquipmentCountsByKindArgs,
+  QueryEquipmentSearchArgs,
+  QueryNearestEquipmentArgs,
+  RegisterEquipmentInput,
+  SubscriptionEquipmentChangedArgs,
+  UpdateEquipmentInput,
+} from './generated/graphql.js';
 import type { EquipmentLoaders } from './loaders.js';
 
 /** Who may see a camera's position and attributes, and who may change any asset. */
@@ -51,40 +61,8 @@ export const DEFAULT_NEAREST = 10;
 export const MAX_NEAREST = 100;
 const MAX_POLYGON_POSITIONS = 10_000;
 
-export interface FilterInput {
-  kinds?: EquipmentKind[] | null;
-  collectivityIds?: string[] | null;
-  status?: EquipmentStatus[] | null;
-  dimmable?: boolean | null;
-  bbox?: number[] | null;
-  near?: NearCircle | null;
-  within?: unknown;
-  parentId?: string | null;
-}
-
-export interface PointInput {
-  lon: number;
-  lat: number;
-}
-
-export interface RegisterInput {
-  kind: EquipmentKind;
-  reference: string;
-  name?: string | null;
-  collectivityId: string;
-  location?: PointInput | null;
-  installedOn?: string | null;
-  parentId?: string | null;
-  details?: unknown;
-}
-
-export interface UpdateInput {
-  name?: string | null;
-  status?: EquipmentStatus | null;
-  location?: PointInput | null;
-  details?: unknown;
-  parentId?: string | null;
-}
+/** `details` as a member of the `EquipmentDetails` union: the kind's attributes, `__typename`, and the asset's parent. */
+export type DetailsValue = Record<string, unknown> & { __typename: string; parentId?: string | null };
 
 /** `EquipmentChange` as the caller may see it. */
 export interface EquipmentChangeValue {
@@ -185,14 +163,14 @@ export class EquipmentService {
   }
 
   /** `details` as the union member of its kind, or null for a hidden camera. */
-  detailsOf(row: EquipmentRow): Record<string, unknown> | null {
+  detailsOf(row: EquipmentRow): DetailsValue | null {
     if (!this.canSee(row)) return null;
     const typename = DETAILS_TYPENAME[row.kind];
     if (typename === 'GenericDetails') return { __typename: typename, attributes: row.details };
     return { ...row.details, __typename: typename, parentId: row.parentId };
   }
 
-  async search(args: { filter?: FilterInput | null; first?: number | null; after?: string | null }): Promise<Connection<EquipmentRow>> {
+  async search(args: QueryEquipmentSearchArgs): Promise<Connection<EquipmentRow>> {
     const limit = pageSize(args.first);
     const afterId = decodeCursor(args.after);
     const criteria = await this.criteria(args.filter ?? {});
@@ -216,7 +194,7 @@ export class EquipmentService {
     );
   }
 
-  async nearest(args: { kind: EquipmentKind; lon: number; lat: number; first?: number | null }) {
+  async nearest(args: QueryNearestEquipmentArgs) {
     checkCoordinates(args.lon, args.lat, '');
     const first = args.first ?? DEFAULT_NEAREST;
     if (!Number.isInteger(first) || first < 0) throw badInput('first', 'must be a whole number ≥ 0');
@@ -226,13 +204,13 @@ export class EquipmentService {
     return rows.map((row) => ({ equipment: row, distanceMeters: row.distanceMeters }));
   }
 
-  async countsByKind(args: { collectivityIds?: string[] | null; status?: EquipmentStatus[] | null }) {
+  async countsByKind(args: QueryEquipmentCountsByKindArgs) {
     const counts = await this.store.countsByKind({ collectivityIds: args.collectivityIds ?? null, status: args.status ?? null });
     return (Object.keys(ID_PREFIX) as EquipmentKind[]).map((kind) => ({ kind, count: counts.get(kind) ?? 0 }));
   }
 
   /** Validates a filter into SQL-ready criteria; every error names the field at fault. */
-  private async criteria(filter: FilterInput): Promise<SearchCriteria> {
+  private async criteria(filter: EquipmentFilter): Promise<SearchCriteria> {
     const criteria: SearchCriteria = { cameraCollectivities: this.cameraCollectivities };
     if (filter.kinds) criteria.kinds = filter.kinds;
     if (filter.collectivityIds) criteria.collectivityIds = filter.collectivityIds;
@@ -277,7 +255,7 @@ export class EquipmentService {
 
   // --- Writes ---
 
-  async register(input: RegisterInput): Promise<EquipmentRow> {
+  async register(input: RegisterEquipmentInput): Promise<EquipmentRow> {
     requireRoleIn(this.viewer, input.collectivityId, MANAGERS, 'input.collectivityId');
     const reference = checkText(input.reference, 'input.reference', 64);
     const name = input.name === null || input.name === undefined ? null : checkText(input.name, 'input.name', 200);
@@ -313,7 +291,7 @@ export class EquipmentService {
   }
 
   /** An update that changes no value writes nothing and publishes no event. */
-  async update(id: string, input: UpdateInput): Promise<EquipmentRow> {
+  async update(id: string, input: UpdateEquipmentInput): Promise<EquipmentRow> {
     this.requireSignedIn();
     if (Object.values(input).every((value) => value === undefined)) throw badInput('input', 'must change at least one field');
     if (input.status === 'DECOMMISSIONED') throw badInput('input.status', 'use decommissionEquipment to decommission an asset');
@@ -373,7 +351,7 @@ export class EquipmentService {
    */
   changes(
     events: EventBus,
-    args: { collectivityIds?: string[] | null; kinds?: EquipmentKind[] | null; after?: string | null },
+    args: SubscriptionEquipmentChangedArgs,
   ): AsyncIterableIterator<{ equipmentChanged: EquipmentChangeValue }> {
     const kinds = args.kinds ? new Set(args.kinds) : null;
     const abort = new AbortController();

@@ -1,5 +1,5 @@
 import { runSubgraph } from '@connecte/shared/server';
-import { equipmentService } from './index.js';
+import { equipmentSubgraph } from './index.js';
 
 // PORT, else the registry's default port for "equipment" (packages/shared/src/registry.ts).
-await runSubgraph(equipmentService);
+await runSubgraph(equipmentSubgraph);

@@ -1,10 +1,8 @@
-import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
-import type { EquipmentRow } from './equipment-store.js';
-import type { EquipmentContext } from './index.js';
-import { DateScalar, DateTimeScalar, GeoJSONGeometryScalar, JSONScalar } from './scalars.js';
+import { DateScalar, DateTimeScalar, GeoJSONGeometryScalar, JSONScalar } from '@connecte/shared/scalars';
+import type { EquipmentDetailsResolvers, Resolvers } from './generated/graphql.js';
 
 /** Thin: every rule lives in EquipmentService (`ctx.equipment`). */
-export const resolvers: GraphQLResolverMap<EquipmentContext> = {
+export const resolvers: Resolvers = {
   Date: DateScalar,
   DateTime: DateTimeScalar,
   JSON: JSONScalar,
@@ -30,27 +28,27 @@ export const resolvers: GraphQLResolverMap<EquipmentContext> = {
   },
 
   Equipment: {
-    __resolveReference: (reference: { id: string }, ctx: EquipmentContext) => ctx.equipment.byId(reference.id),
-    name: (row: EquipmentRow, _, ctx) => (ctx.equipment.canSee(row) ? row.name : null),
-    collectivity: (row: EquipmentRow) => ({ id: row.collectivityId }),
-    communeInseeCode: (row: EquipmentRow, _, ctx) => (ctx.equipment.canSee(row) ? row.inseeCode : null),
-    location: (row: EquipmentRow, _, ctx) =>
-      row.lon !== null && ctx.equipment.canSee(row) ? { type: 'Point', coordinates: [row.lon, row.lat] } : null,
-    details: (row: EquipmentRow, _, ctx) => ctx.equipment.detailsOf(row),
-    parent: (row: EquipmentRow, _, ctx) => ctx.equipment.parentOf(row),
-    children: (row: EquipmentRow, args, ctx) => ctx.equipment.children(row, args),
-  } as GraphQLResolverMap<EquipmentContext>[string],
+    __resolveReference: ({ id }, ctx) => ctx.equipment.byId(id),
+    name: (row, _, ctx) => (ctx.equipment.canSee(row) ? row.name : null),
+    collectivity: (row) => ({ id: row.collectivityId }),
+    communeInseeCode: (row, _, ctx) => (ctx.equipment.canSee(row) ? row.inseeCode : null),
+    location: (row, _, ctx) =>
+      row.lon !== null && row.lat !== null && ctx.equipment.canSee(row) ? { type: 'Point', coordinates: [row.lon, row.lat] } : null,
+    details: (row, _, ctx) => ctx.equipment.detailsOf(row),
+    parent: (row, _, ctx) => ctx.equipment.parentOf(row),
+    children: (row, args, ctx) => ctx.equipment.children(row, args),
+  },
 
   EquipmentDetails: {
-    __resolveType: (details: { __typename: string }) => details.__typename,
-  } as GraphQLResolverMap<EquipmentContext>[string],
+    // detailsOf sets `__typename` from DETAILS_TYPENAME, whose values are the union's members.
+    __resolveType: (details) => details.__typename as ReturnType<NonNullable<EquipmentDetailsResolvers['__resolveType']>>,
+  },
 
   LightPointDetails: {
-    cabinet: (details: { parentId: string | null }, _, ctx) => (details.parentId ? ctx.equipment.byId(details.parentId) : null),
+    cabinet: (details, _, ctx) => (details.parentId ? ctx.equipment.byId(details.parentId) : null),
   },
 
   PresenceDetectorDetails: {
-    lightPoint: (details: { lightPointId?: unknown }, _, ctx) =>
-      typeof details.lightPointId === 'string' ? ctx.equipment.byId(details.lightPointId) : null,
+    lightPoint: (details, _, ctx) => (typeof details.lightPointId === 'string' ? ctx.equipment.byId(details.lightPointId) : null),
   },
 };

@@ -1,23 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { gql } from 'graphql-tag';
 import type { SubgraphService } from '@connecte/shared/server';
-import { createLoaders } from './loaders.js';
-import { resolvers, type TerritoryContext } from './resolvers.js';
-import { territoryServiceFor } from './territory-service.js';
+import { createTerritoryContext, type TerritoryContext } from './context.js';
+import { resolvers } from './resolvers.js';
 
-export { decideCompetence, territoryServiceFor, type CompetenceDecision, type CompetenceQuestion } from './territory-service.js';
-export type { TerritoryContext } from './resolvers.js';
-
-/** The SDL stays a plain file: the gateway composes the supergraph from it. */
+/** The SDL stays a plain file: the gateway composes the supergraph from it, codegen types the resolvers from it. */
 export const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
 
 /** Collectivities, communes, districts, streets and service competences. Public data: no role is required. */
-export const territoryService: SubgraphService<TerritoryContext> = {
+export const territorySubgraph: SubgraphService<TerritoryContext> = {
   name: 'territory',
   typeDefs,
   resolvers,
-  extendContext: (base) => {
-    const territory = territoryServiceFor(base.db);
-    return { ...base, territory, loaders: createLoaders(territory.store) };
-  },
+  extendContext: createTerritoryContext,
 };

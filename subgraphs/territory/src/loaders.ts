@@ -1,9 +1,9 @@
 import DataLoader from 'dataloader';
+import type { GeoJSONGeometry } from '@connecte/shared/scalars';
 import type {
   CollectivityRecord,
   CommuneRecord,
   DistrictRecord,
-  GeoJsonGeometry,
   GeometryLayer,
   NamedKey,
   ServiceCategoryRecord,
@@ -33,7 +33,7 @@ function groupedBy<K extends string, R>(keys: readonly K[], rows: R[], keyOf: (r
 const counted = (keys: readonly string[], rows: { key: string; n: number }[]) =>
   byKey(keys, rows, (row) => row.key).map((row) => row?.n ?? 0);
 
-const geometries = (keys: readonly string[], rows: { key: string; geometry: GeoJsonGeometry }[]) =>
+const geometries = (keys: readonly string[], rows: { key: string; geometry: GeoJSONGeometry }[]) =>
   byKey(keys, rows, (row) => row.key).map((row) => row?.geometry ?? null);
 
 /**
@@ -67,7 +67,7 @@ function communePages<R extends { inseeCode: string }>(
 /** Per-request batching and caching of every entity reference and relation of the territory. */
 export function createLoaders(store: TerritoryStore) {
   const geometryLoader = (layer: GeometryLayer) =>
-    new DataLoader<string, GeoJsonGeometry | null>(async (keys) => geometries(keys, await store.geometries(layer, keys)));
+    new DataLoader<string, GeoJSONGeometry | null>(async (keys) => geometries(keys, await store.geometries(layer, keys)));
   const collectivity = new DataLoader<string, CollectivityRecord | null>(async (ids) =>
     byKey(ids, await store.collectivitiesById(ids), (row) => row.id),
   );
@@ -130,3 +130,13 @@ export function createLoaders(store: TerritoryStore) {
 }
 
 export type TerritoryLoaders = ReturnType<typeof createLoaders>;
+
+/**
+ * A row the schema declares non-null and a foreign key guarantees: a miss means a broken
+ * database, and the error says which row rather than GraphQL's "cannot return null".
+ */
+export async function required<T>(row: Promise<T | null>, what: string): Promise<T> {
+  const found = await row;
+  if (found === null) throw new Error(`${what} is missing from the database`);
+  return found;
+}

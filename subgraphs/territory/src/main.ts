@@ -1,5 +1,5 @@
 import { runSubgraph } from '@connecte/shared/server';
-import { territoryService } from './index.js';
+import { territorySubgraph } from './index.js';
 
 // PORT, else the registry's default port for "territory" (packages/shared/src/registry.ts).
-await runSubgraph(territoryService);
+await runSubgraph(territorySubgraph);

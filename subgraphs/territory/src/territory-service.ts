@@ -1,18 +1,19 @@
 import { checkCoordinates, checkNear } from '@connecte/shared/geo';
-import { badInput, connection, decodeCursor, pageSize, type Connection, type Database } from '@connecte/shared';
+import { badInput } from '@connecte/shared/errors';
+import { connection, decodeCursor, pageSize, type Connection } from '@connecte/shared/pagination';
+import type { CommuneFilter, StreetFilter } from './generated/graphql.js';
 import type { TerritoryLoaders } from './loaders.js';
-import {
+import type {
+  CollectivityRecord,
+  CommuneRecord,
+  Competence,
+  DistrictRecord,
+  NamedKey,
+  ServiceCategoryRecord,
+  StreetCriteria,
+  StreetRecord,
   TerritoryStore,
-  type CollectivityRecord,
-  type CommuneFilter,
-  type CommuneRecord,
-  type Competence,
-  type DistrictRecord,
-  type NamedKey,
-  type ServiceCategoryRecord,
-  type StreetFilter,
-  type StreetRecord,
-  type TerritorySummary,
+  TerritorySummary,
 } from './territory-store.js';
 
 /** How far `locate` looks for a street: beyond this a point is not "on" any street. */
@@ -128,13 +129,14 @@ export function decideCompetence(question: CompetenceQuestion): CompetenceDecisi
 }
 
 /**
- * The territory's rules, over its store. One per database (so per running service): it
- * keeps the territory's outline, whose union of 30 boundaries is worth computing once.
+ * The territory's rules, over its store and the request's loaders. One per request (see
+ * context.ts); the store it reads through lives as long as the database.
  */
 export class TerritoryService {
-  private summary: Promise<TerritorySummary> | null = null;
-
-  constructor(readonly store: TerritoryStore) {}
+  constructor(
+    private readonly store: TerritoryStore,
+    private readonly loaders: TerritoryLoaders,
+  ) {}
 
   collectivities(): Promise<CollectivityRecord[]> {
     return this.store.collectivities();
@@ -157,7 +159,7 @@ export class TerritoryService {
   async streets(filter: StreetFilter | null | undefined, first?: number | null, after?: string | null): Promise<Connection<StreetRecord>> {
     const limit = pageSize(first);
     const afterKey = namedKeyAfter(after, 'Street');
-    const checked: StreetFilter = {
+    const checked: StreetCriteria = {
       inseeCode: filter?.inseeCode ?? null,
       nameContains: checkNameFilter(filter?.nameContains, 'filter.nameContains'),
       near: filter?.near ? checkNear(filter.near, 'filter.near.') : null,
@@ -168,47 +170,33 @@ export class TerritoryService {
 
   /** A commune's districts, batched with its siblings' through the request's loaders. */
   async districtsOfCommune(
-    loaders: TerritoryLoaders,
     inseeCode: string,
     first?: number | null,
     after?: string | null,
   ): Promise<Connection<DistrictRecord>> {
     const limit = pageSize(first);
     const afterKey = namedKeyAfter(after, 'District');
-    const rows = await loaders.districtsOfCommune.load({ inseeCode, after: afterKey, limit: limit + 1 });
-    return connection(rows, limit, districtCursorKey, afterKey !== null, () => loaders.districtCount.load(inseeCode));
+    const rows = await this.loaders.districtsOfCommune.load({ inseeCode, after: afterKey, limit: limit + 1 });
+    return connection(rows, limit, districtCursorKey, afterKey !== null, () => this.loaders.districtCount.load(inseeCode));
   }
 
   /** A commune's streets, batched with its siblings' through the request's loaders. */
   async streetsOfCommune(
-    loaders: TerritoryLoaders,
     inseeCode: string,
     args: { first?: number | null; after?: string | null; nameContains?: string | null },
   ): Promise<Connection<StreetRecord>> {
     const limit = pageSize(args.first);
     const afterKey = namedKeyAfter(args.after, 'Street');
     const nameContains = checkNameFilter(args.nameContains, 'nameContains');
-    const rows = await loaders.streetsOfCommune.load({ inseeCode, after: afterKey, limit: limit + 1, nameContains });
+    const rows = await this.loaders.streetsOfCommune.load({ inseeCode, after: afterKey, limit: limit + 1, nameContains });
     return connection(rows, limit, streetCursorKey, afterKey !== null, () =>
-      loaders.streetCount.load({ inseeCode, nameContains }),
+      this.loaders.streetCount.load({ inseeCode, nameContains }),
     );
   }
 
-  /** Computed once; an empty territory (not seeded yet) is not kept. */
+  /** Computed once per database (the store keeps it). */
   territory(): Promise<TerritorySummary> {
-    if (!this.summary) {
-      const pending = this.store.territory();
-      this.summary = pending;
-      pending.then(
-        (summary) => {
-          if (summary.communeCount === 0 && this.summary === pending) this.summary = null;
-        },
-        () => {
-          if (this.summary === pending) this.summary = null;
-        },
-      );
-    }
-    return this.summary;
+    return this.store.territory();
   }
 
   async locate(lon: number, lat: number): Promise<Location> {
@@ -231,12 +219,7 @@ export class TerritoryService {
     return this.store.serviceCategories();
   }
 
-  async competentCollectivity(
-    loaders: TerritoryLoaders,
-    category: string,
-    lon: number,
-    lat: number,
-  ): Promise<CompetenceDecision> {
+  async competentCollectivity(category: string, lon: number, lat: number): Promise<CompetenceDecision> {
     checkCoordinates(lon, lat);
     const [categories, collectivities, projectCommunes, commune] = await Promise.all([
       this.store.serviceCategories(),
@@ -246,20 +229,8 @@ export class TerritoryService {
     ]);
     const agglomeration = collectivities.find((collectivity) => collectivity.kind === 'AGGLOMERATION');
     if (!agglomeration) throw new Error('the territory has no AGGLOMERATION collectivity: is it seeded?');
-    for (const collectivity of collectivities) loaders.collectivity.prime(collectivity.id, collectivity);
-    if (commune) loaders.commune.prime(commune.inseeCode, commune);
+    for (const collectivity of collectivities) this.loaders.collectivity.prime(collectivity.id, collectivity);
+    if (commune) this.loaders.commune.prime(commune.inseeCode, commune);
     return decideCompetence({ category, categories, commune, projectCommunes, agglomerationId: agglomeration.id, lon, lat });
   }
-}
-
-const services = new WeakMap<Database, TerritoryService>();
-
-/** The territory service of a database: created on first use, shared by every request on it. */
-export function territoryServiceFor(db: Database): TerritoryService {
-  let service = services.get(db);
-  if (!service) {
-    service = new TerritoryService(new TerritoryStore(db));
-    services.set(db, service);
-  }
-  return service;
 }

@@ -1,8 +1,7 @@
 import { Prisma, type Database } from '@connecte/shared/db';
 import type { NearCircle } from '@connecte/shared/geo';
+import type { GeoJSONGeometry } from '@connecte/shared/scalars';
 
-/** A GeoJSON geometry object as PostGIS writes it (`ST_AsGeoJSON`). */
-export type GeoJsonGeometry = { type: string; coordinates?: unknown; geometries?: unknown };
 
 export type CollectivityKind = 'COMMUNE' | 'AGGLOMERATION';
 export type Competence = 'MUNICIPAL' | 'AGGLOMERATION';
@@ -20,7 +19,7 @@ export interface CommuneRecord {
   name: string;
   collectivityId: string | null;
   agglomerationMember: boolean;
-  centroid: GeoJsonGeometry;
+  centroid: GeoJSONGeometry;
   areaKm2: number;
 }
 
@@ -43,12 +42,14 @@ export interface ServiceCategoryRecord {
   competence: Competence;
 }
 
-export interface CommuneFilter {
+/** A communes filter as SQL takes it (the GraphQL `CommuneFilter`, nulls kept). */
+export interface CommuneCriteria {
   inProject?: boolean | null;
   agglomerationMember?: boolean | null;
 }
 
-export interface StreetFilter {
+/** A validated streets filter (see TerritoryService.streets). */
+export interface StreetCriteria {
   inseeCode?: string | null;
   nameContains?: string | null;
   near?: NearCircle | null;
@@ -63,7 +64,7 @@ export interface NamedKey {
 export interface TerritorySummary {
   communeCount: number;
   bbox: [number, number, number, number];
-  geometry: GeoJsonGeometry;
+  geometry: GeoJSONGeometry;
   areaKm2: number;
 }
 
@@ -118,7 +119,7 @@ const DISTRICT_COLUMNS = Prisma.sql`d.id, d.name, d.insee_code AS "inseeCode"`;
 
 const STREET_COLUMNS = Prisma.sql`s.id, s.name, s.insee_code AS "inseeCode", s.length_m AS "lengthMeters"`;
 
-function communeConditions(filter: CommuneFilter): Prisma.Sql[] {
+function communeConditions(filter: CommuneCriteria): Prisma.Sql[] {
   const conditions: Prisma.Sql[] = [];
   if (filter.inProject != null) {
     conditions.push(filter.inProject ? Prisma.sql`m.collectivity_id IS NOT NULL` : Prisma.sql`m.collectivity_id IS NULL`);
@@ -127,7 +128,7 @@ function communeConditions(filter: CommuneFilter): Prisma.Sql[] {
   return conditions;
 }
 
-function streetConditions(filter: StreetFilter): Prisma.Sql[] {
+function streetConditions(filter: StreetCriteria): Prisma.Sql[] {
   const conditions: Prisma.Sql[] = [];
   if (filter.inseeCode != null) conditions.push(Prisma.sql`s.insee_code = ${filter.inseeCode}`);
   if (filter.nameContains) conditions.push(Prisma.sql`s.name ILIKE ${containsPattern(filter.nameContains)}`);
@@ -145,6 +146,7 @@ const after = (alias: string, key: NamedKey | null) =>
 export class TerritoryStore {
   /** Statements issued so far: how tests pin that a query shape costs a bounded number of them. */
   queryCount = 0;
+  private summary: Promise<TerritorySummary> | null = null;
 
   constructor(private readonly db: Database) {}
 
@@ -175,14 +177,14 @@ export class TerritoryStore {
     return this.query(Prisma.sql`SELECT ${COMMUNE_COLUMNS} FROM commune m WHERE m.insee_code = ANY(${[...codes]}::text[])`);
   }
 
-  communes(filter: CommuneFilter, afterInsee: string | null, limit: number): Promise<CommuneRecord[]> {
+  communes(filter: CommuneCriteria, afterInsee: string | null, limit: number): Promise<CommuneRecord[]> {
     const conditions = communeConditions(filter);
     if (afterInsee !== null) conditions.push(Prisma.sql`m.insee_code > ${afterInsee}`);
     return this.query(Prisma.sql`
       SELECT ${COMMUNE_COLUMNS} FROM commune m ${and(conditions)} ORDER BY m.insee_code LIMIT ${limit}::int`);
   }
 
-  async communeCount(filter: CommuneFilter): Promise<number> {
+  async communeCount(filter: CommuneCriteria): Promise<number> {
     const [row] = await this.query<{ n: number }>(
       Prisma.sql`SELECT count(*)::int AS n FROM commune m ${and(communeConditions(filter))}`,
     );
@@ -242,13 +244,13 @@ export class TerritoryStore {
     return this.query(Prisma.sql`SELECT ${STREET_COLUMNS} FROM street s WHERE s.id = ANY(${[...ids]}::text[])`);
   }
 
-  streets(filter: StreetFilter, afterKey: NamedKey | null, limit: number): Promise<StreetRecord[]> {
+  streets(filter: StreetCriteria, afterKey: NamedKey | null, limit: number): Promise<StreetRecord[]> {
     return this.query(Prisma.sql`
       SELECT ${STREET_COLUMNS} FROM street s ${and([...streetConditions(filter), ...after('s', afterKey)])}
       ORDER BY s.name, s.id LIMIT ${limit}::int`);
   }
 
-  async streetCount(filter: StreetFilter): Promise<number> {
+  async streetCount(filter: StreetCriteria): Promise<number> {
     const [row] = await this.query<{ n: number }>(
       Prisma.sql`SELECT count(*)::int AS n FROM street s ${and(streetConditions(filter))}`,
     );
@@ -282,7 +284,7 @@ export class TerritoryStore {
   }
 
   /** Geometries by key, for one layer: the heavy column is read only when a query selects it. */
-  geometries(layer: GeometryLayer, keys: readonly string[]): Promise<{ key: string; geometry: GeoJsonGeometry }[]> {
+  geometries(layer: GeometryLayer, keys: readonly string[]): Promise<{ key: string; geometry: GeoJSONGeometry }[]> {
     const { table, key } = GEOMETRY_LAYERS[layer];
     return this.query(Prisma.sql`
       SELECT ${Prisma.raw(key)} AS key, ST_AsGeoJSON(geom, ${GEOJSON_DECIMALS}::int)::json AS geometry
@@ -299,15 +301,35 @@ export class TerritoryStore {
       SELECT code, label, competence::text AS competence FROM service_category WHERE code = ANY(${[...codes]}::text[])`);
   }
 
-  /** The extent of the territory. The union is the expensive part: callers cache the result. */
-  async territory(): Promise<TerritorySummary> {
+  /**
+   * The extent of the territory, computed once per store (so once per database: see
+   * context.ts); an empty territory (not seeded yet) and a failure are not kept.
+   */
+  territory(): Promise<TerritorySummary> {
+    if (!this.summary) {
+      const pending = this.computeTerritory();
+      this.summary = pending;
+      pending.then(
+        (summary) => {
+          if (summary.communeCount === 0 && this.summary === pending) this.summary = null;
+        },
+        () => {
+          if (this.summary === pending) this.summary = null;
+        },
+      );
+    }
+    return this.summary;
+  }
+
+  /** The union of the 30 boundaries is the expensive part, hence `territory()`'s memo. */
+  private async computeTerritory(): Promise<TerritorySummary> {
     const [row] = await this.query<{
       communeCount: number;
       minLon: number | null;
       minLat: number | null;
       maxLon: number | null;
       maxLat: number | null;
-      geometry: GeoJsonGeometry | null;
+      geometry: GeoJSONGeometry | null;
       areaKm2: number | null;
     }>(Prisma.sql`
       SELECT n AS "communeCount",
