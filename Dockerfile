@@ -6,6 +6,7 @@ WORKDIR /app
 ENV CHECKPOINT_DISABLE=1 NODE_ENV=production NODE_OPTIONS=--conditions=connecte-compiled
 COPY package.json package-lock.json .npmrc ./
 COPY packages/shared/package.json packages/shared/
+COPY packages/testkit/package.json packages/testkit/
 COPY subgraphs/territory/package.json subgraphs/territory/
 COPY subgraphs/equipment/package.json subgraphs/equipment/
 COPY gateway/package.json gateway/

@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SUBGRAPHS, subgraphUrlVariable } from '@connecte/shared/registry';
-import { createTestDatabase, ROOT } from '../test/harness.js';
+import { createTestDatabase, ROOT } from '@connecte/testkit';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '3' }, 'no-build': { type: 'boolean', default: false } },

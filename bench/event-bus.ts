@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { EventBus, publishEvent, type Checkpoint } from '@connecte/shared/events';
 import { createLogger } from '@connecte/shared/log';
-import { createTestDatabase } from '../test/harness.js';
+import { createTestDatabase } from '@connecte/testkit';
 
 const WRITERS = 8;
 const EVENTS_PER_SECOND = 1_000;

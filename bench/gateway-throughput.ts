@@ -95,7 +95,7 @@ async function runSubgraphs(): Promise<void> {
   const { loadConfig } = await import('@connecte/shared/config');
   const { installShutdownHandlers } = await import('@connecte/shared/server');
   // Every registered subgraph (packages/shared/src/registry.ts), each on a port of its own.
-  const { startSubgraphs, urlsOf } = await import('../test/hub.js');
+  const { startSubgraphs, urlsOf } = await import('@connecte/testkit');
   const config = loadConfig({ ...process.env, DATABASE_URL: args.db! });
   const subgraphs = await startSubgraphs(config);
   installShutdownHandlers(async () => {
@@ -217,7 +217,7 @@ async function orchestrate(): Promise<void> {
   const duration = Number(args.duration);
   const warmup = Number(args.warmup);
   const rounds = Number(args.rounds);
-  const { createTestDatabase } = await import('../test/harness.js');
+  const { createTestDatabase } = await import('@connecte/testkit/databases');
   const database = await createTestDatabase({ seed: true });
   const children: Child[] = [];
   try {

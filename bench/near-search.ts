@@ -10,7 +10,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createDatabase, Prisma, type Database } from '@connecte/shared/db';
-import { createTestDatabase } from '../test/harness.js';
+import { createTestDatabase } from '@connecte/testkit';
 import { searchQuery, type SearchCriteria } from '../subgraphs/equipment/src/equipment-store.js';
 import { mulberry32 } from '../prisma/seed/rng.js';
 

@@ -14,8 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Agent, fetch as keepAliveFetch } from 'undici';
-import { createTestDatabase } from '../test/harness.js';
-import { startHub, type Hub } from '../test/hub.js';
+import { createTestDatabase, startHub, type Hub } from '@connecte/testkit';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '300' }, warmup: { type: 'string', default: '50' } } });
 const REQUESTS = Number(values.requests);

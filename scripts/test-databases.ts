@@ -1,4 +1,4 @@
-import { dropTestDatabases } from '../test/harness.js';
+import { dropTestDatabases } from '@connecte/testkit/databases';
 
 if (process.argv[2] === 'drop') {
   const dropped = await dropTestDatabases();

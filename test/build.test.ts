@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { GATEWAY, SUBGRAPHS } from '@connecte/shared/registry';
 import { compiledPath } from '@connecte/shared/runtime';
-import { createTestDatabase, ROOT, type TestDatabase } from './harness.js';
+import { createTestDatabase, ROOT, type TestDatabase } from '@connecte/testkit';
 
 const COMPILED = '--conditions=connecte-compiled';
 let database: TestDatabase;

@@ -13,8 +13,7 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { createLogger } from '@connecte/shared/log';
 import { startGateway, type RunningGateway } from '@connecte/gateway';
-import { createTestDatabase, type TestDatabase } from './harness.js';
-import { startHub, tokenFor, type Hub } from './hub.js';
+import { createTestDatabase, type TestDatabase, startHub, tokenFor, type Hub } from '@connecte/testkit';
 
 type Target = 'gateway' | 'territory' | 'equipment';
 interface Answer {

@@ -11,8 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, type Client } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { createTestDatabase, type TestDatabase } from './harness.js';
-import { gql, startHub, tokenFor, type Hub } from './hub.js';
+import { createTestDatabase, type TestDatabase, gql, startHub, tokenFor, type Hub } from '@connecte/testkit';
 
 const UPDATES = 480;
 const CHANGES = 'subscription Changes { equipmentChanged(collectivityIds: ["chalons"], kinds: [LIGHT_POINT]) { cursor change equipment { id } } }';

@@ -10,8 +10,7 @@ import path from 'node:path';
 import { after, it } from 'node:test';
 import mqtt from 'mqtt';
 import { METRICS, type MetricName } from '@connecte/shared/senml';
-import { ADMIN_URL, ROOT, testDatabaseName } from './harness.js';
-import { gql } from './hub.js';
+import { ADMIN_URL, ROOT, testDatabaseName, gql } from '@connecte/testkit';
 
 const freePort = () =>
   new Promise<number>((resolve) => {

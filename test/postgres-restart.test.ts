@@ -18,8 +18,7 @@ import { createClient, type Client } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { migrate } from '@connecte/shared/migrate';
-import { startHub, tokenFor, type Hub } from './hub.js';
-import { startThrowawayCluster, type ThrowawayCluster } from './throwaway-cluster.js';
+import { startHub, tokenFor, type Hub, startThrowawayCluster, type ThrowawayCluster } from '@connecte/testkit';
 
 /** A query or mutation while the database is down fails within this (no hang). */
 const ERROR_BOUND_MS = 5_000;

@@ -15,8 +15,7 @@ import gql from 'graphql-tag';
 import { startSubgraph, StartupError, type RunningService } from '@connecte/shared/server';
 import { CompositionError, composeSupergraph } from '../gateway/src/compose.js';
 import { SUBGRAPHS as COMPOSED } from '../gateway/src/subgraphs.js';
-import { createTestDatabase, ROOT, type TestDatabase } from './harness.js';
-import { loadSubgraphService, startSubgraphs, testConfig } from './hub.js';
+import { createTestDatabase, ROOT, type TestDatabase, loadSubgraphService, startSubgraphs, testConfig } from '@connecte/testkit';
 
 const entry = (name: string, defaultPort: number): SubgraphEntry => ({
   name,

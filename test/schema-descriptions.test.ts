@@ -8,7 +8,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import { Kind, parse, type DefinitionNode } from 'graphql';
 import { SUBGRAPHS } from '@connecte/gateway/subgraphs';
-import { ROOT } from './harness.js';
+import { ROOT } from '@connecte/testkit';
 
 function undocumented(definition: DefinitionNode): string[] {
   if (!('name' in definition) || !definition.name) return [];

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, it } from 'node:test';
 import pg from 'pg';
-import { ADMIN_URL, createTestDatabase, dropTestDatabases, TEST_DB_PREFIX } from './harness.js';
+import { ADMIN_URL, createTestDatabase, dropTestDatabases, TEST_DB_PREFIX } from '@connecte/testkit';
 
 const exists = async (name: string) => {
   const admin = new pg.Client({ connectionString: ADMIN_URL });

@@ -34,10 +34,9 @@ import { startGateway, type RunningGateway } from '@connecte/gateway';
 import { AuthForwardingDataSource } from '@connecte/gateway/data-source';
 import { createSubgraphFetcher } from '@connecte/gateway/fetcher';
 import { createReadiness } from '@connecte/gateway/health';
-import { territoryService } from '@connecte/subgraph-territory';
-import { equipmentService } from '@connecte/subgraph-equipment';
-import { createTestDatabase, type TestDatabase } from './harness.js';
-import { gql, testConfig, tokenFor } from './graphql.js';
+import { territorySubgraph } from '@connecte/subgraph-territory';
+import { equipmentSubgraph } from '@connecte/subgraph-equipment';
+import { createTestDatabase, type TestDatabase, gql, testConfig, tokenFor } from '@connecte/testkit';
 
 const STATEMENT_TIMEOUT_MS = 1_000;
 const CONNECTION_TIMEOUT_MS = 800;
@@ -122,13 +121,13 @@ describe('timeouts', { timeout: 120_000 }, () => {
     db = await createTestDatabase();
     const config = testConfig(db.url, subgraphEnv);
     operator = await tokenFor(config, ['operator'], ['chalons']);
-    territory = await startSubgraph(territoryService, { config, port: 0 });
-    equipment = await startSubgraph(equipmentService, { config, port: 0, log: equipmentLogs.log });
-    slowEquipment = await startSubgraph(equipmentService, {
+    territory = await startSubgraph(territorySubgraph, { config, port: 0 });
+    equipment = await startSubgraph(equipmentSubgraph, { config, port: 0, log: equipmentLogs.log });
+    slowEquipment = await startSubgraph(equipmentSubgraph, {
       config: testConfig(db.url, { ...subgraphEnv, DB_STATEMENT_TIMEOUT_MS: String(SLOW_STATEMENT_TIMEOUT_MS) }),
       port: 0,
     });
-    tinyEquipment = await startSubgraph(equipmentService, { config: testConfig(db.url, { ...subgraphEnv, DB_POOL_SIZE: '1' }), port: 0 });
+    tinyEquipment = await startSubgraph(equipmentSubgraph, { config: testConfig(db.url, { ...subgraphEnv, DB_POOL_SIZE: '1' }), port: 0 });
     gateway = await startGateway({ config, port: 0, subgraphUrls: { territory: territory.url, equipment: equipment.url } });
     impatientGateway = await startGateway({
       config: testConfig(db.url, { ...subgraphEnv, SUBGRAPH_TIMEOUT_MS: String(GATEWAY_TIMEOUT_MS) }),
@@ -243,7 +242,7 @@ describe('timeouts', { timeout: 120_000 }, () => {
   });
 
   it('a subgraph that is down is still "could not be reached", not a timeout', async () => {
-    const closed = await startSubgraph(equipmentService, { config: testConfig(db.url, subgraphEnv), port: 0 });
+    const closed = await startSubgraph(equipmentSubgraph, { config: testConfig(db.url, subgraphEnv), port: 0 });
     const url = closed.url;
     await closed.close();
     const fetcher = createSubgraphFetcher({ timeoutMs: GATEWAY_TIMEOUT_MS });

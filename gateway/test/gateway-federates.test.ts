@@ -8,8 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { RunningService } from '@connecte/shared/server';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { gql, startHub, testConfig, tokenFor, type Hub } from '../../test/hub.js';
+import { createTestDatabase, type TestDatabase, gql, startHub, testConfig, tokenFor, type Hub } from '@connecte/testkit';
 import { startGateway, type RunningGateway } from '../src/server.js';
 
 const SPANNING = `{ equipmentSearch(filter: { kinds: [LIGHT_POINT] }, first: 3) {

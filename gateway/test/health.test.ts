@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSubgraph, type RunningService } from '@connecte/shared/server';
-import { equipmentService } from '@connecte/subgraph-equipment';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { startHub, testConfig, type Hub } from '../../test/hub.js';
+import { equipmentSubgraph } from '@connecte/subgraph-equipment';
+import { createTestDatabase, type TestDatabase, startHub, testConfig, type Hub } from '@connecte/testkit';
 import type { ReadinessReport } from '../src/health.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 
@@ -76,7 +75,7 @@ describe('gateway health and readiness', () => {
     assert.equal(report.checks['subgraph:territory'], 'ok');
     assert.match(report.checks['subgraph:equipment'], /ECONNREFUSED/);
 
-    equipment = hub.subgraphs.equipment = await startSubgraph(equipmentService, { config: hub.config, port });
+    equipment = hub.subgraphs.equipment = await startSubgraph(equipmentSubgraph, { config: hub.config, port });
     const up = await fetch(`${gateway.origin}/readyz`);
     assert.equal(up.status, 200, JSON.stringify(await up.clone().json()));
     await up.arrayBuffer();

@@ -11,8 +11,7 @@ import { createLogger } from '@connecte/shared/log';
 import { readBody } from '@connecte/shared/http';
 import { startSubgraph } from '@connecte/shared/server';
 import { WorkerStartError, type Worker } from '@connecte/shared/workers';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { startHub, type Hub } from '../../test/hub.js';
+import { createTestDatabase, type TestDatabase, startHub, type Hub } from '@connecte/testkit';
 import { checkModules, GATEWAY_MODULES, type GatewayModule } from '../src/modules.js';
 import { startGateway } from '../src/server.js';
 

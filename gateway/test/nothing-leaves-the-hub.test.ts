@@ -9,8 +9,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { gql, startHub, type Hub } from '../../test/hub.js';
+import { createTestDatabase, type TestDatabase, gql, startHub, type Hub } from '@connecte/testkit';
 
 const destinations: string[] = [];
 const originalConnect = net.Socket.prototype.connect;

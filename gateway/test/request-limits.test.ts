@@ -12,8 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { sha256Hex } from '@connecte/shared/persisted-operations';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { gql, startHub, tokenFor, type Hub } from '../../test/hub.js';
+import { createTestDatabase, type TestDatabase, gql, startHub, tokenFor, type Hub } from '@connecte/testkit';
 
 const ALLOWED_ORIGIN = 'https://app.example';
 

@@ -11,9 +11,7 @@ import { createClient, type Client } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { publishEvents } from '@connecte/shared/events';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { startHub, tokenFor, type Hub } from '../../test/hub.js';
-import { RawClient } from '../../packages/shared/test/ws-client.js';
+import { createTestDatabase, type TestDatabase, startHub, tokenFor, type Hub, RawClient } from '@connecte/testkit';
 
 const QUEUE_LIMIT = 20;
 const CHANGES = `subscription Changes($after: String) {

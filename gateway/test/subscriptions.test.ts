@@ -9,8 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { RunningService } from '@connecte/shared/server';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { gql, startHub, testConfig, tokenFor, type Hub } from '../../test/hub.js';
+import { createTestDatabase, type TestDatabase, gql, startHub, testConfig, tokenFor, type Hub } from '@connecte/testkit';
 import { startGateway, type RunningGateway } from '../src/server.js';
 
 const CHANGES = `subscription Changes($kinds: [EquipmentKind!]) {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
+import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { serveOpendata, type ServedOpendata } from './serve.js';
 
 const BBOX = [4.36, 48.95, 4.37, 48.96] as const;

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { negotiateContentCoding } from '@connecte/opendata/content-coding';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
+import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { rawRequest, serveOpendata, type ServedOpendata } from './serve.js';
 
 describe('open data: content codings', () => {

@@ -12,7 +12,7 @@ import { LICENCE_OUVERTE } from '@connecte/opendata/catalog';
 import { FeedRegistrationError } from '@connecte/opendata/feed';
 import { equipmentGeojson } from '@connecte/opendata/feeds/equipment-geojson';
 import { checkParameters, QueryParameterError } from '@connecte/opendata/parameters';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
+import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { rawRequest, serveOpendata, type ServedOpendata } from './serve.js';
 
 /** Readings as 4-byte big-endian records: bytes that are not UTF-8, as a protobuf feed's are. */

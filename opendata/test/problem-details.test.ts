@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { startHub, type Hub } from '../../test/hub.js';
+import { createTestDatabase, type TestDatabase, startHub, type Hub } from '@connecte/testkit';
 
 const isProblem = async (response: Response, status: number, code: string) => {
   assert.equal(response.status, status);

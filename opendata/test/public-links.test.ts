@@ -8,8 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createOpendataHandler } from '@connecte/opendata';
 import { TrustedProxies } from '@connecte/shared/client-address';
-import { createTestDatabase, type TestDatabase } from '../../test/harness.js';
-import { startHub } from '../../test/hub.js';
+import { createTestDatabase, type TestDatabase, startHub } from '@connecte/testkit';
 import { rawRequest, serveOpendata, type ServedOpendata } from './serve.js';
 
 /** Vocabularies and registries the catalogue points to on purpose; any other foreign host is a leak. */

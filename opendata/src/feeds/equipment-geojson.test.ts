@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from '../../../test/harness.js';
+import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { QueryParameterError } from '../parameters.js';
 import { equipmentGeojson, parseEquipmentFilter } from './equipment-geojson.js';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { ConfigError, DEVELOPMENT_JWT_SECRET, extendConfig, loadConfig } from '@connecte/shared/config';
-import { ROOT } from '../../../test/harness.js';
+import { ROOT } from '@connecte/testkit';
 
 describe('configuration', () => {
   it('has working defaults for development', () => {

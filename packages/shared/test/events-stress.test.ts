@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from '../../../test/harness.js';
+import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { EventBus, publishEvents, type SubscribeOptions } from '../src/events.js';
 import { createLogger } from '../src/log.js';
 

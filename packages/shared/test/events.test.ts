@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from '../../../test/harness.js';
+import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { loadConfig } from '../src/config.js';
 import { createDatabase } from '../src/db.js';
 import { EventBus, publishEvent, publishEvents, type BusEvent } from '../src/events.js';

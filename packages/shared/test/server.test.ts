@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import gql from 'graphql-tag';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { createTestDatabase, type TestDatabase } from '../../../test/harness.js';
+import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { requireRoleIn, signDevelopmentToken } from '../src/auth.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { createDatabase } from '../src/db.js';

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import gql from 'graphql-tag';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createTestDatabase, ROOT, type TestDatabase } from '../../../test/harness.js';
+import { createTestDatabase, ROOT, type TestDatabase } from '@connecte/testkit';
 import { loadConfig, type Config } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startSubgraph, StartupError, type SubgraphService, type WorkerResources } from '../src/server.js';

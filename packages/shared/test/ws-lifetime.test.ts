@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import gql from 'graphql-tag';
-import { createTestDatabase, type TestDatabase } from '../../../test/harness.js';
+import { createTestDatabase, type TestDatabase, RawClient } from '@connecte/testkit';
 import { signDevelopmentToken, type Role } from '../src/auth.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { startSubgraph, type RequestContext, type RunningService, type SubgraphService } from '../src/server.js';
 import { SEND_BUFFER_LIMIT_BYTES } from '../src/ws-limits.js';
-import { RawClient } from './ws-client.js';
 
 /** Per label: ticks the server took from its source, and sources still open. */
 const pulled = new Map<string, number>();

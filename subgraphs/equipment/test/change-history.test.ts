@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { publishEvent } from '@connecte/shared/events';
-import { startEquipment, subscriptions, type EquipmentTestEnv } from './fixtures.js';
+import { subscriptions } from '@connecte/testkit';
+import { startEquipment, type EquipmentTestEnv } from './fixtures.js';
 
 const CHANGE = `cursor change occurredAt actor { sub roles } changes { field before after redacted } reason
   snapshot { id kind reference name status collectivity { id } communeInseeCode location { type coordinates } installedOn
@@ -28,7 +29,7 @@ describe('equipment change history', () => {
     operator = await env.token(['operator'], ['chalons']);
     admin = await env.token(['admin', 'agent'], ['chalons']);
     operatorFagnieres = await env.token(['operator'], ['fagnieres']);
-    streams = subscriptions(env);
+    streams = subscriptions(env.service.url);
   });
   after(async () => {
     await streams?.dispose();

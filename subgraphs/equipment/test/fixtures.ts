@@ -3,17 +3,11 @@
  * communes (territory's tables, written here only because these tests run without the
  * territory seed), and a few hundred assets placed around Châlons' town hall.
  */
-import assert from 'node:assert/strict';
-import { createClient, type Client } from 'graphql-ws';
 import pg from 'pg';
-import WebSocket from 'ws';
 import type { Role } from '@connecte/shared/auth';
 import type { Config } from '@connecte/shared/config';
 import { createLogger } from '@connecte/shared/log';
-import { startSubgraph, type RunningService } from '@connecte/shared/server';
-import { createTestDatabase, type TestDatabase } from '../../../test/harness.js';
-import { gql, testConfig, tokenFor, type GraphQLResponse } from '../../../test/graphql.js';
-import { equipmentService } from '../src/index.js';
+import { createTestDatabase, startService, type GqlOptions, type GraphQLResponse, type TestDatabase, type TestService } from '@connecte/testkit';
 import { mulberry32 } from '../../../prisma/seed/rng.js';
 
 export const CENTRE = { lon: 4.365, lat: 48.957 };
@@ -134,11 +128,11 @@ export type { GraphQLResponse };
 export interface EquipmentTestEnv {
   db: TestDatabase;
   pool: pg.Pool;
-  service: RunningService;
+  service: TestService;
   config: Config;
   /** Every line the subgraph logged at info level or above, parsed. */
   logLines: Record<string, any>[];
-  gql<T = any>(query: string, options?: { variables?: Record<string, unknown>; token?: string }): Promise<GraphQLResponse<T>>;
+  gql<T = any>(query: string, options?: GqlOptions): Promise<GraphQLResponse<T>>;
   token(roles: Role[], collectivities: string[]): Promise<string>;
   close(): Promise<void>;
 }
@@ -147,66 +141,22 @@ export interface EquipmentTestEnv {
 export async function startEquipment(): Promise<EquipmentTestEnv> {
   const db = await createTestDatabase({ seed: false });
   await insertFixtures(db.url);
-  const config = testConfig(db.url);
   const logLines: Record<string, any>[] = [];
   const log = createLogger('equipment', { LOG_LEVEL: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
-  const service = await startSubgraph(equipmentService, { config, port: 0, log });
+  const service = await startService('equipment', { db, log });
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });
   return {
     db,
     pool,
     service,
-    config,
+    config: service.config,
     logLines,
-    gql: (query, options) => gql(service.url, query, options),
-    token: (roles, collectivities) => tokenFor(config, roles, collectivities),
+    gql: service.gql,
+    token: service.token,
     async close() {
       await pool.end();
       await service.close();
       await db.drop();
     },
   };
-}
-
-export interface Subscription {
-  /** Every message received so far (`{ data }` or `{ errors }`). */
-  received: any[];
-  /** Resolves once `n` messages have arrived; fails after 10 s naming what did arrive. */
-  waitFor(n: number): Promise<any[]>;
-}
-
-/** graphql-ws subscriptions to the subgraph; `dispose` closes every socket opened. */
-export function subscriptions(env: EquipmentTestEnv) {
-  const wsUrl = env.service.url.replace(/^http/, 'ws');
-  const clients: Client[] = [];
-  const subscribe = (query: string, token?: string): Subscription => {
-    const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: token ? { authorization: `Bearer ${token}` } : {}, retryAttempts: 0 });
-    clients.push(client);
-    const received: any[] = [];
-    const waiters: (() => void)[] = [];
-    const done = new Promise<void>((resolve, reject) => {
-      client.subscribe({ query }, {
-        next: (value) => {
-          received.push(value);
-          waiters.splice(0).forEach((w) => w());
-        },
-        error: reject,
-        complete: resolve,
-      });
-    });
-    done.catch(() => {});
-    const waitFor = async (n: number) => {
-      const deadline = Date.now() + 10_000;
-      while (received.length < n) {
-        assert.ok(Date.now() < deadline, `timed out waiting for ${n} events, got ${JSON.stringify(received)}`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 200);
-        });
-      }
-      return received;
-    };
-    return { received, waitFor };
-  };
-  return { subscribe, dispose: () => Promise.all(clients.map((client) => client.dispose())) };
 }

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CENTRE, startEquipment, subscriptions, type EquipmentTestEnv } from './fixtures.js';
+import { subscriptions } from '@connecte/testkit';
+import { CENTRE, startEquipment, type EquipmentTestEnv } from './fixtures.js';
 
 const FIELDS = `id kind reference name status communeInseeCode installedOn location { type coordinates } parent { id }
   details { __typename ... on LightPointDetails { powerW lampType dimmable colorTemperatureK } }`;
@@ -199,7 +200,7 @@ describe('equipment writes', () => {
   });
 
   it('a subscriber receives equipmentChanged after a mutation, filtered by kind, camera positions restricted', async () => {
-    const { subscribe, dispose } = subscriptions(env);
+    const { subscribe, dispose } = subscriptions(env.service.url);
     try {
       const cameras = subscribe('subscription { equipmentChanged(kinds: [CAMERA]) { cursor change equipment { id location { coordinates } } } }');
       const everything = subscribe('subscription { equipmentChanged(collectivityIds: ["chalons"]) { cursor change equipment { id status } } }', operator);

@@ -1,19 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { gql, startTerritoryServer, type TerritoryServer } from './territory-server.js';
+import { gql, startService, type TestService } from '@connecte/testkit';
+import { territoryResourcesFor } from '../src/context.js';
 
-let server: TerritoryServer;
+let server: TestService;
 before(async () => {
-  server = await startTerritoryServer();
+  server = await startService('territory');
 });
 after(() => server?.close());
 
 /** Runs a query without errors and returns how many SQL statements it cost. */
 async function statementsFor(query: string, variables?: Record<string, unknown>): Promise<{ data: any; statements: number }> {
-  const before = server.territory.store.queryCount;
-  const response = await gql(server.url, query, variables);
+  const before = territoryResourcesFor(server.db).store.queryCount;
+  const response = await gql(server.url, query, { variables });
   assert.equal(response.errors, undefined, JSON.stringify(response.errors));
-  return { data: response.data, statements: server.territory.store.queryCount - before };
+  return { data: response.data, statements: territoryResourcesFor(server.db).store.queryCount - before };
 }
 
 test('nested relations cost one statement per relation, whatever the number of parents', async () => {

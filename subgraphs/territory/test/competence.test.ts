@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { GraphQLError } from 'graphql';
 import { decideCompetence, type CompetenceQuestion } from '../src/territory-service.js';
-import { gql, startTerritoryServer, type TerritoryServer } from './territory-server.js';
+import { gql, startService, type TestService } from '@connecte/testkit';
 
 /** Points well inside each commune (on their surface). */
 const IN = {
@@ -19,13 +19,13 @@ const QUERY = `query ($category: String!, $lon: Float!, $lat: Float!) {
   }
 }`;
 
-let server: TerritoryServer;
+let server: TestService;
 before(async () => {
-  server = await startTerritoryServer();
+  server = await startService('territory');
 });
 after(() => server?.close());
 
-const ask = (category: string, at: { lon: number; lat: number }) => gql(server.url, QUERY, { category, ...at });
+const ask = (category: string, at: { lon: number; lat: number }) => gql(server.url, QUERY, { variables: { category, ...at } });
 
 describe('competentCollectivity', () => {
   test('a municipal category in a project commune goes to that commune', async () => {

@@ -1,30 +1,31 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { gql, startTerritoryServer, type TerritoryServer } from './territory-server.js';
+import { gql, startService, type TestService } from '@connecte/testkit';
+import { territoryResourcesFor } from '../src/context.js';
 
 const HOTEL_DE_VILLE = { lon: 4.363, lat: 48.9565 };
 const PARIS = { lon: 2.3522, lat: 48.8566 };
 
-let server: TerritoryServer;
+let server: TestService;
 before(async () => {
-  server = await startTerritoryServer();
+  server = await startService('territory');
 });
 after(() => server?.close());
 
 /** The data of a response that must have no errors. */
 async function data<T = any>(query: string, variables?: Record<string, unknown>): Promise<T> {
-  const response = await gql<T>(server.url, query, variables);
+  const response = await gql<T>(server.url, query, { variables });
   assert.equal(response.errors, undefined, JSON.stringify(response.errors));
   return response.data!;
 }
 
 async function rejection(query: string, variables?: Record<string, unknown>) {
-  const response = await gql(server.url, query, variables);
+  const response = await gql(server.url, query, { variables });
   assert.ok(response.errors?.length, `expected an error, got ${JSON.stringify(response.data)}`);
   return response.errors[0];
 }
 
-test('the contract query lists the four collectivities', async () => {
+test('collectivities lists the four collectivities of the territory', async () => {
   const { collectivities } = await data('{ collectivities { id name } }');
   assert.deepEqual(
     collectivities.map((c: { id: string }) => c.id).sort(),
@@ -99,9 +100,9 @@ test('the territory: 30 communes, their bounding box, outline and area', async (
   assert.match(territory.geometry.type, /^(Multi)?Polygon$/);
   assert.ok(territory.areaKm2 > 300 && territory.areaKm2 < 1000, `${territory.areaKm2} km²`);
 
-  const before = server.territory.store.queryCount;
+  const before = territoryResourcesFor(server.db).store.queryCount;
   assert.deepEqual((await data(query)).territory, territory);
-  assert.equal(server.territory.store.queryCount, before, 'the outline is computed once');
+  assert.equal(territoryResourcesFor(server.db).store.queryCount, before, 'the outline is computed once');
 });
 
 test('a commune: flags, boundary, centroid and area', async () => {

@@ -1,13 +1,13 @@
 /**
- * Issue 2's contract, verbatim, through the gateway on a freshly seeded hub — and the bad
- * inputs of the issue, each with its code and field, with nothing written.
+ * Territory and equipment answered together through the gateway on a freshly seeded hub: the
+ * seeded counts, spatial search, visibility by role, open data — and bad inputs, each with its
+ * code and field, with nothing written.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { signDevelopmentToken } from '@connecte/shared/auth';
-import { createTestDatabase, type TestDatabase } from './harness.js';
-import { gql, startHub, tokenFor, type Hub, type GraphQLResponse } from './hub.js';
+import { createTestDatabase, type TestDatabase, gql, startHub, tokenFor, type Hub, type GraphQLResponse } from '@connecte/testkit';
 
 const CONTRACT = `{ collectivities { id name }
   lights: equipmentSearch(filter: { kinds: [LIGHT_POINT] }) { totalCount }
@@ -19,7 +19,7 @@ const CONTRACT = `{ collectivities { id name }
 const NEAR = `{ equipmentSearch(filter: { near: { lon: 4.3650, lat: 48.9566, radiusMeters: 300 } }, first: 500) {
   totalCount pageInfo { hasNextPage } edges { node { id kind } } } }`;
 
-describe('issue 2 contract through the gateway', () => {
+describe('territory and equipment through the gateway, on the seeded hub', () => {
   let db: TestDatabase;
   let hub: Hub;
   let pool: pg.Pool;
@@ -37,7 +37,7 @@ describe('issue 2 contract through the gateway', () => {
     await db?.drop();
   });
 
-  it('answers the contract query: 4 collectivities, 7290 / 2170 / 510 / 25 / 32', async () => {
+  it('counts the seeded territory in one query: 4 collectivities, 7290 / 2170 / 510 / 25 / 32', async () => {
     const response = await gql(url, CONTRACT);
     assert.equal(response.errors, undefined, JSON.stringify(response.errors));
     const data = response.data;

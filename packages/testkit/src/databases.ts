@@ -1,6 +1,6 @@
 /**
- * The one test harness: fresh PostgreSQL databases cloned from a migrated (and seeded)
- * template, and the hub's services on ephemeral ports. Tests talk to the real things.
+ * Fresh PostgreSQL databases for tests, cloned from a migrated (and seeded) template: one per
+ * test file, named after the process that owns it. Tests talk to the real things.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -10,7 +10,8 @@ import pg from 'pg';
 import { migrate } from '@connecte/shared/migrate';
 import { ensurePostgisAvailable } from '@connecte/shared/provision';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository root (this file is packages/testkit/src/databases.ts, or its compiled dist/ twin). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const ADMIN_URL = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 /** Test databases share this prefix; `npm test` drops leftovers of an interrupted run. */
 export const TEST_DB_PREFIX = 'connecte_t_';
@@ -70,7 +71,7 @@ async function ensureTemplate(seeded: boolean): Promise<string> {
       await admin.query(`CREATE DATABASE "${building}"`);
       await migrate(urlFor(building));
       if (seeded) {
-        const { seed } = await import('../prisma/seed/index.js');
+        const { seed } = await import('../../../prisma/seed/index.js');
         const pool = new pg.Pool({ connectionString: urlFor(building), max: 2 });
         try {
           await seed(pool);
@@ -114,8 +115,27 @@ export async function createTestDatabase(options: { seed?: boolean } = {}): Prom
   return {
     name,
     url: urlFor(name),
-    drop: () => withAdmin(async (admin) => void (await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))),
+    drop: () => withAdmin((admin) => dropWhenQuiet(admin, name)),
   };
+}
+
+/**
+ * A pool's `end()` resolves before its connections have finished closing; forcing the drop at
+ * once would terminate them mid-close, and a client terminated with no listener left crashes
+ * the test process. So the drop waits (up to 2 s) for the sessions to go, then forces it.
+ */
+async function dropWhenQuiet(admin: pg.Client, name: string): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    try {
+      await admin.query(`DROP DATABASE IF EXISTS "${name}"`);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '55006' || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
 }
 
 function processAlive(pid: number): boolean {

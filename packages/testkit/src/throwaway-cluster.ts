@@ -149,7 +149,7 @@ export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
       path.join(data, 'postgresql.conf'),
       [
         '',
-        '# throwaway test cluster (test/throwaway-cluster.ts)',
+        '# throwaway test cluster (@connecte/testkit)',
         `port = ${port}`,
         `listen_addresses = '127.0.0.1'`,
         `unix_socket_directories = '${dir}'`,
