@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
-import { createTestDatabase, ROOT, type TestDatabase } from '../../../test/harness.js';
+import { createTestDatabase, ROOT, type TestDatabase } from '@connecte/testkit';
 import {
   buildSeedPlan,
   COLLECTIVITIES,
