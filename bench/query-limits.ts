@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Agent, fetch as keepAliveFetch } from 'undici';
-import { createTestDatabase, startHub, type Hub } from '@connecte/testkit';
+import { createTestDatabase, startHub, subgraphRequests } from '@connecte/testkit';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '300' }, warmup: { type: 'string', default: '50' } } });
 const REQUESTS = Number(values.requests);
@@ -27,17 +27,6 @@ const QUERIES = {
   deep: `{ equipment(id: "LP-1") { ${'parent { '.repeat(18)}id${' }'.repeat(18)} } }`,
 } as const;
 type Name = keyof typeof QUERIES;
-
-async function subgraphRequests(hub: Hub): Promise<number> {
-  let total = 0;
-  for (const subgraph of Object.values(hub.subgraphs)) {
-    const text = await (await fetch(subgraph.url.replace(/\/graphql$/, '/metrics'))).text();
-    for (const line of text.split('\n')) {
-      if (line.startsWith('http_request_duration_seconds_count{') && line.includes('route="/graphql"')) total += Number(line.split(' ').at(-1));
-    }
-  }
-  return total;
-}
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const ms = (value: number) => `${value.toFixed(3)} ms`;

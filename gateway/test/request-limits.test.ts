@@ -12,21 +12,9 @@ import { after, before, describe, it } from 'node:test';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { sha256Hex } from '@connecte/shared/persisted-operations';
-import { createTestDatabase, type TestDatabase, gql, startHub, tokenFor, type Hub } from '@connecte/testkit';
+import { createTestDatabase, type TestDatabase, gql, startHub, subgraphRequests, tokenFor, type Hub } from '@connecte/testkit';
 
 const ALLOWED_ORIGIN = 'https://app.example';
-
-/** /graphql requests every subgraph of the hub has received so far. */
-async function subgraphRequests(hub: Hub): Promise<number> {
-  let total = 0;
-  for (const subgraph of Object.values(hub.subgraphs)) {
-    const text = await (await fetch(subgraph.url.replace(/\/graphql$/, '/metrics'))).text();
-    for (const line of text.split('\n')) {
-      if (line.startsWith('http_request_duration_seconds_count{') && line.includes('route="/graphql"')) total += Number(line.split(' ').at(-1));
-    }
-  }
-  return total;
-}
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });

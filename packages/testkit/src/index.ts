@@ -10,6 +10,7 @@ export {
   startHub,
   startService,
   startSubgraphs,
+  subgraphRequests,
   urlsOf,
   type Hub,
   type StartServiceOptions,

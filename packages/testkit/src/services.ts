@@ -119,3 +119,15 @@ export async function startHub(databaseUrl: string, env: Record<string, string> 
     throw error;
   }
 }
+
+/** `/graphql` requests the hub's subgraphs have served so far (from their own metrics): proof that a refused query reached none. */
+export async function subgraphRequests(hub: Hub): Promise<number> {
+  let total = 0;
+  for (const subgraph of Object.values(hub.subgraphs)) {
+    const text = await (await fetch(subgraph.url.replace(/\/graphql$/, '/metrics'))).text();
+    for (const line of text.split('\n')) {
+      if (line.startsWith('http_request_duration_seconds_count{') && line.includes('route="/graphql"')) total += Number(line.split(' ').at(-1));
+    }
+  }
+  return total;
+}
