@@ -4,15 +4,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '@connecte/shared/config';
 import { subgraphUrl } from '@connecte/gateway/subgraphs';
-import { GATEWAY, SUBGRAPHS, subgraphUrlVariable } from '@connecte/shared/registry';
+// The registry's root is right whether this file runs from scripts/ (tsx) or dist/scripts/ (compiled).
+import { GATEWAY, REPOSITORY_ROOT as ROOT, SUBGRAPHS, subgraphUrlVariable } from '@connecte/shared/registry';
 import { nodeArgs } from '@connecte/shared/runtime';
 import { setupDatabase } from './setup.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const config = loadConfigOrExit();
 const GATEWAY_PORT = config.PORT ?? GATEWAY.defaultPort;
 const gatewayUrl = `http://localhost:${GATEWAY_PORT}`;

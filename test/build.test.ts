@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import { GATEWAY, SUBGRAPHS } from '@connecte/shared/registry';
+import { GATEWAY, SUBGRAPHS, subgraphUrlVariable } from '@connecte/shared/registry';
 import { compiledPath } from '@connecte/shared/runtime';
 import { createTestDatabase, ROOT, type TestDatabase } from '@connecte/testkit';
 
@@ -84,4 +84,46 @@ it('a compiled subgraph starts on plain node, answers /healthz and stops cleanly
     child.kill('SIGTERM');
   }
   assert.equal(await exited, 0, output.join(''));
+});
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+
+it('the compiled hub (npm start’s, from dist/) runs every service and the gateway answers /readyz', { timeout: 90_000 }, async () => {
+  const seeded = await createTestDatabase({ seed: true });
+  const gatewayPort = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: COMPILED, PORT: String(gatewayPort), DATABASE_URL: seeded.url, LOG_LEVEL: 'warn' };
+  for (const subgraph of SUBGRAPHS) env[subgraphUrlVariable(subgraph.name)] = `http://127.0.0.1:${await freePort()}/graphql`;
+  const child = spawn(process.execPath, [path.join(ROOT, compiledPath('scripts/hub.ts'))], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  child.stdout.on('data', (chunk) => output.push(String(chunk)));
+  child.stderr.on('data', (chunk) => output.push(String(chunk)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 60_000;
+    let report: { status?: string } = {};
+    for (;;) {
+      assert.equal(child.exitCode, null, `the compiled hub exited:\n${output.join('').slice(-3000)}`);
+      assert.ok(Date.now() < deadline, `no /readyz 200 within 60 s (${JSON.stringify(report)}):\n${output.join('').slice(-3000)}`);
+      const response = await fetch(`http://127.0.0.1:${gatewayPort}/readyz`).catch(() => null);
+      if (response?.status === 200) break;
+      report = response ? ((await response.json()) as { status?: string }) : {};
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const answer = await fetch(`http://127.0.0.1:${gatewayPort}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ collectivities { id } }' }),
+    });
+    assert.equal(((await answer.json()) as { data: { collectivities: unknown[] } }).data.collectivities.length, 4);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    await seeded.drop();
+  }
 });

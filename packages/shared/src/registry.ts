@@ -38,7 +38,7 @@ export interface SubgraphEntry {
 export const GATEWAY = Object.freeze({ name: 'gateway', defaultPort: 4000, entry: 'gateway/src/main.ts' });
 
 /** The repository root, for the registry's relative paths. */
-const REPOSITORY_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const REPOSITORY_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const NAME = /^[a-z][a-z0-9]*$/;
 /** `/name[/name...]`, no trailing slash: a prefix matches itself and what is under it. */
