@@ -9,25 +9,16 @@
  * that both see the same machine load. Each round uses fresh ephemeral ports.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SUBGRAPHS, subgraphUrlVariable } from '@connecte/shared/registry';
-import { createTestDatabase, ROOT } from '@connecte/testkit';
+import { createTestDatabase, freePort, ROOT } from '@connecte/testkit';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '3' }, 'no-build': { type: 'boolean', default: false } },
 });
 const rounds = Number(args.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a whole number of at least 1, not ${args.rounds}`);
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 
 type Mode = 'tsx' | 'compiled';
 const MODES: Record<Mode, { args: string[]; nodeOptions: string }> = {

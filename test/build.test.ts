@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { GATEWAY, SUBGRAPHS, subgraphUrlVariable } from '@connecte/shared/registry';
 import { compiledPath } from '@connecte/shared/runtime';
-import { createTestDatabase, ROOT, type TestDatabase } from '@connecte/testkit';
+import { createTestDatabase, freePort, ROOT, type TestDatabase } from '@connecte/testkit';
 
 const COMPILED = '--conditions=connecte-compiled';
 let database: TestDatabase;
@@ -55,12 +54,7 @@ it('resolves workspace packages to dist/ under the connecte-compiled condition, 
 });
 
 it('a compiled subgraph starts on plain node, answers /healthz and stops cleanly', { timeout: 60_000 }, async () => {
-  const port = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+  const port = await freePort();
   const entry = path.join(ROOT, compiledPath(SUBGRAPHS[0].entry));
   const child = spawn(process.execPath, [entry], {
     cwd: ROOT,
@@ -85,14 +79,6 @@ it('a compiled subgraph starts on plain node, answers /healthz and stops cleanly
   }
   assert.equal(await exited, 0, output.join(''));
 });
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 
 it('the compiled hub (npm start’s, from dist/) runs every service and the gateway answers /readyz', { timeout: 90_000 }, async () => {
   const seeded = await createTestDatabase({ seed: true });

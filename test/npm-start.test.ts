@@ -5,20 +5,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import path from 'node:path';
 import { after, it } from 'node:test';
-import mqtt from 'mqtt';
 import { METRICS, type MetricName } from '@connecte/shared/senml';
-import { ADMIN_URL, ROOT, testDatabaseName, gql } from '@connecte/testkit';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+import { ADMIN_URL, connectTestBroker, freePort, gql, ROOT, startTestBroker, testDatabaseName } from '@connecte/testkit';
 
 const databaseName = testDatabaseName(`start_${randomBytes(4).toString('hex')}`);
 const databaseUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${databaseName}` }).toString();
@@ -31,8 +21,10 @@ after(async () => {
   await admin.end();
 });
 
-it('npm start sets up a fresh database and runs the whole hub with a live simulator', { timeout: 240_000 }, async () => {
+it('npm start sets up a fresh database and runs the whole hub with a live simulator', { timeout: 240_000 }, async (t) => {
   const [gatewayPort, territoryPort, equipmentPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const mqttBroker = await startTestBroker();
+  t.after(() => mqttBroker.stop());
   const output: string[] = [];
   const hub = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.mjs')], {
     cwd: ROOT,
@@ -42,6 +34,7 @@ it('npm start sets up a fresh database and runs the whole hub with a live simula
       PORT: String(gatewayPort),
       SUBGRAPH_TERRITORY_URL: `http://127.0.0.1:${territoryPort}/graphql`,
       SUBGRAPH_EQUIPMENT_URL: `http://127.0.0.1:${equipmentPort}/graphql`,
+      MQTT_URL: mqttBroker.url,
       LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -50,7 +43,7 @@ it('npm start sets up a fresh database and runs the whole hub with a live simula
   hub.stderr.on('data', (chunk) => output.push(String(chunk)));
   const exited = new Promise<number | null>((resolve) => hub.once('exit', (code) => resolve(code)));
 
-  const broker = await mqtt.connectAsync(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883');
+  const broker = await connectTestBroker(t, { url: mqttBroker.url });
   try {
     const uplink = new Promise<{ topic: string; payload: any[] }>((resolve) => {
       broker.on('message', (topic, payload) => resolve({ topic, payload: JSON.parse(String(payload)) }));
@@ -85,7 +78,6 @@ it('npm start sets up a fresh database and runs the whole hub with a live simula
       assert.equal(typeof record.v, 'number');
     }
   } finally {
-    await broker.endAsync();
     hub.kill('SIGTERM');
   }
   assert.equal(await exited, 0, `the hub stops cleanly on SIGTERM:\n${output.join('').slice(-2000)}`);

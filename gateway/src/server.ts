@@ -31,7 +31,8 @@ import { createReadiness } from './health.js';
 import { createGatewayMetrics } from './metrics.js';
 import { checkModules, GATEWAY_MODULES, type GatewayModule, type MountedModule, type RouteHandler } from './modules.js';
 import { startSubscriptionServer } from './subscriptions.js';
-import { subgraphRoutes, subgraphUrls as resolveSubgraphUrls } from './subgraphs.js';
+import { definitionOf, selectSubgraphs, subgraphRoutes, subgraphUrls as resolveSubgraphUrls } from './subgraphs.js';
+import { composeSubset } from './subset.js';
 import { forwardTo } from './forward.js';
 
 /** The registry's gateway port (unique among the subgraphs' ports); PORT overrides it. */
@@ -44,6 +45,11 @@ export interface GatewayOptions {
   config: Config;
   /** Defaults to PORT, then 4000; 0 picks a free port. */
   port?: number;
+  /**
+   * The registered subgraphs to serve, by name (default: all, over the committed supergraph). A
+   * subset's supergraph is composed at start; URLs, readiness and forwarded routes are its own.
+   */
+  subgraphs?: readonly string[];
   /** Subgraph URLs by name; each one missing comes from SUBGRAPH_<NAME>_URL or its default port. */
   subgraphUrls?: Record<string, string>;
   /** Modules served by the gateway's port under a path prefix, e.g. `{ '/opendata': handler }`. */
@@ -82,8 +88,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const failures = createFailureReasons();
   const metrics = createGatewayMetrics();
   const authenticate = createAuthenticator(config);
-  const urls = resolveSubgraphUrls(options.subgraphUrls);
-  const supergraphSdl = withSubgraphUrls(readCommittedSupergraph(), urls);
+  const served = selectSubgraphs(options.subgraphs);
+  const urls = resolveSubgraphUrls(options.subgraphUrls, process.env, served);
+  const supergraph = options.subgraphs === undefined ? readCommittedSupergraph() : composeSubset(served.map(definitionOf));
+  const supergraphSdl = withSubgraphUrls(supergraph, urls);
   const subgraphFetcher = createSubgraphFetcher({ timeoutMs: config.SUBGRAPH_TIMEOUT_MS });
   const dataSources: Record<string, AuthForwardingDataSource> = {};
 
@@ -134,7 +142,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // Declared routes: each subgraph's own (forwarded to it), then the gateway's modules (open data
   // under /opendata...), unless the caller mounts its own on that prefix.
   const forwarding = new http.Agent({ keepAlive: true });
-  const forwarded = (options.subgraphRoutes ?? subgraphRoutes()).filter(({ prefix }) => !routes.has(prefix));
+  const forwarded = (options.subgraphRoutes ?? subgraphRoutes(served)).filter(({ prefix }) => !routes.has(prefix));
   for (const { prefix, subgraph } of forwarded) {
     if (!urls[subgraph]) throw new Error(`Route ${prefix} is declared for subgraph "${subgraph}", which the gateway does not know`);
     mount(prefix, forwardTo({ subgraph, url: urls[subgraph], timeoutMs: config.SUBGRAPH_TIMEOUT_MS, log, agent: forwarding }));

@@ -1,5 +1,5 @@
 /**
- * Background workers of a subgraph, with a real MQTT consumer on the test broker (127.0.0.1:1883)
+ * Background workers of a subgraph, with a real MQTT consumer on a test broker of the file's own
  * and the real database: they start with the server and show on /readyz; a worker that cannot
  * start refuses the service's start, naming it and why; on shutdown a worker stops taking work
  * and finishes what is in flight before the pool closes, and one that hangs is waited for a
@@ -10,13 +10,12 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import gql from 'graphql-tag';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createTestDatabase, ROOT, type TestDatabase } from '@connecte/testkit';
+import { connectTestBroker, createTestDatabase, ROOT, startTestBroker, type TestBroker, type TestDatabase } from '@connecte/testkit';
 import { loadConfig, type Config } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startSubgraph, StartupError, type SubgraphService, type WorkerResources } from '../src/server.js';
 import { createWorkers, WorkerStopError, type Worker } from '../src/workers.js';
 
-const BROKER = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const silent = createLogger('testing', { LOG_LEVEL: 'silent' });
 
 /**
@@ -74,11 +73,13 @@ const readyz = async (url: string) => {
 describe('background workers of a subgraph', () => {
   let db: TestDatabase;
   let config: Config;
+  let broker: TestBroker;
   before(async () => {
     db = await createTestDatabase({ seed: false });
     config = loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'silent' });
+    broker = await startTestBroker();
   });
-  after(() => db?.drop());
+  after(() => Promise.all([db?.drop(), broker?.stop()]));
 
   it('/readyz reports the event bus reconnecting (still ready) while its LISTEN connection is lost, and listening again after', async () => {
     const running = await startSubgraph(serviceWith(() => []), { config, port: 0, log: silent });
@@ -107,14 +108,14 @@ describe('background workers of a subgraph', () => {
   });
 
   it('start with the server and are reported by /readyz: "mqtt: disconnected" once its connection is lost', async () => {
-    const consumer = mqttConsumer(BROKER, `connecte/test/${process.pid}/ready`, async () => {});
+    const consumer = mqttConsumer(broker.url, `connecte/test/${process.pid}/ready`, async () => {});
     const running = await startSubgraph(serviceWith((resources) => [consumer.create(resources)]), { config, port: 0, log: silent });
     try {
       const up = await readyz(running.url);
       assert.equal(up.status, 200);
       assert.deepEqual(up.body.checks, { database: 'ok', 'event-bus': 'listening', mqtt: 'connected' });
 
-      const closed = new Promise((resolve) => consumer.client().once('close', resolve));
+      const closed = new Promise<void>((resolve) => consumer.client().once('close', () => resolve()));
       consumer.client().stream.destroy();
       await closed;
       const down = await readyz(running.url);
@@ -137,28 +138,24 @@ describe('background workers of a subgraph', () => {
     assert.equal(laterStarted, false);
   });
 
-  it('on shutdown a worker stops taking work and finishes what is in flight before the pool closes', async () => {
+  it('on shutdown a worker stops taking work and finishes what is in flight before the pool closes', async (t) => {
     const topic = `connecte/test/${process.pid}/drain`;
     let started!: () => void;
     const handling = new Promise<void>((resolve) => (started = resolve));
     const results: string[] = [];
-    const consumer = mqttConsumer(BROKER, topic, async (payload, { db: database }) => {
+    const consumer = mqttConsumer(broker.url, topic, async (payload, { db: database }) => {
       started();
       const { rows } = await database.pool.query<{ echo: string }>('SELECT pg_sleep(0.4), $1::text AS echo', [payload]);
       results.push(rows[0].echo);
     });
     const running = await startSubgraph(serviceWith((resources) => [consumer.create(resources)]), { config, port: 0, log: silent });
-    const publisher = await mqtt.connectAsync(BROKER, { reconnectPeriod: 0 });
-    try {
-      await publisher.publishAsync(topic, 'in flight', { qos: 1 });
-      await handling;
-      await running.close();
-      assert.deepEqual(results, ['in flight'], 'the message being handled was finished with the pool still open');
-      assert.deepEqual(consumer.trace, ['unsubscribed', 'in-flight done']);
-      assert.equal(running.db.pool.ended, true, 'then the pool was closed');
-    } finally {
-      await publisher.endAsync();
-    }
+    const publisher = await connectTestBroker(t, { url: broker.url });
+    await publisher.publishAsync(topic, 'in flight', { qos: 1 });
+    await handling;
+    await running.close();
+    assert.deepEqual(results, ['in flight'], 'the message being handled was finished with the pool still open');
+    assert.deepEqual(consumer.trace, ['unsubscribed', 'in-flight done']);
+    assert.equal(running.db.pool.ended, true, 'then the pool was closed');
   });
 
   it('a worker that hangs on shutdown is waited for a bounded time, named, and the pool is closed anyway', async () => {

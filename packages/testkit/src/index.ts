@@ -13,10 +13,12 @@ export {
   subgraphRequests,
   urlsOf,
   type Hub,
+  type StartHubOptions,
   type StartServiceOptions,
   type TestService,
 } from './services.js';
-export { connectTestBroker, TEST_MQTT_URL, type Owner } from './mqtt.js';
+export { BROKER_CONFIG, connectTestBroker, startTestBroker, TEST_MQTT_URL, testBrokerConfig, type Owner, type TestBroker, type TestClientOptions } from './mqtt.js';
 export { subscriptions, type Subscription } from './subscriptions.js';
 export { RawClient, type Message } from './ws-client.js';
 export { PG_BIN, startThrowawayCluster, type ThrowawayCluster } from './throwaway-cluster.js';
+export { freePort } from './ports.js';

@@ -1,12 +1,37 @@
-/** A client of the test broker (Mosquitto): `MQTT_URL`, else 127.0.0.1:1883. */
+/**
+ * MQTT for tests: a client of the machine's broker (`MQTT_URL`, else 127.0.0.1:1883), and a
+ * Mosquitto of a test's own for tests that stop or restart the broker (docs/devices.md, last
+ * section: the machine's broker is left alone).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { ROOT } from './databases.js';
+import { freePort } from './ports.js';
 
 export const TEST_MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
+
+/** The broker configuration docker-compose mounts; a test broker takes its settings from it. */
+export const BROKER_CONFIG = path.join(ROOT, 'config', 'mosquitto', 'mosquitto.conf');
 
 /** Whose end closes the client: a test's context (`it(name, (t) => ...)`) or a file's (`before((t) => ...)` at top level). */
 export interface Owner {
   after(fn: () => unknown): void;
+}
+
+/** Options of `connectTestBroker`: mqtt.js's, plus the broker and a message listener. */
+export interface TestClientOptions extends IClientOptions {
+  /** The broker, e.g. a `startTestBroker()` one; default `MQTT_URL`. */
+  url?: string;
+  /**
+   * Attached before connecting: a persistent session's queued messages arrive right after
+   * CONNACK, before a listener added once the connection resolves could hear them.
+   */
+  onMessage?: (topic: string, payload: Buffer) => void;
 }
 
 /**
@@ -14,14 +39,178 @@ export interface Owner {
  * clients sharing an id, so parallel test files must never share one), and ends it when `owner`
  * ends. An open MQTT socket keeps a test process alive: the owner is required, not optional.
  */
-export async function connectTestBroker(owner: Owner, options: IClientOptions & { url?: string } = {}): Promise<MqttClient> {
-  const { url = TEST_MQTT_URL, ...rest } = options;
-  const client = await mqtt.connectAsync(url, {
+export async function connectTestBroker(owner: Owner, options: TestClientOptions = {}): Promise<MqttClient> {
+  const { url = TEST_MQTT_URL, onMessage, ...rest } = options;
+  const client = mqtt.connect(url, {
     clientId: `connecte-test-${process.pid}-${randomBytes(6).toString('hex')}`,
     reconnectPeriod: 0,
     connectTimeout: 5_000,
     ...rest,
   });
+  if (onMessage) client.on('message', onMessage);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        client.off('connect', onConnect).off('error', settle).off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onConnect = () => settle();
+      const onClose = () => settle(new Error(`the connection to ${url} closed before the broker accepted it`));
+      client.once('connect', onConnect).once('error', settle).once('close', onClose);
+    });
+  } catch (error) {
+    await client.endAsync(true);
+    throw error;
+  }
   owner.after(() => client.endAsync(true));
   return client;
+}
+
+/**
+ * The repository's broker configuration for a test broker: the same settings (persistence,
+ * queue limits, anonymous access), but its one listener on 127.0.0.1:`port` and its persistence
+ * and log in `dir`. Running as root, Mosquitto would switch to the `mosquitto` user, who cannot
+ * write a directory the test created: `user root` keeps it as the test's user.
+ */
+export function testBrokerConfig(repositoryConfig: string, { port, dir, asRoot }: { port: number; dir: string; asRoot: boolean }): string {
+  const lines = repositoryConfig.split('\n');
+  const listeners = lines.filter((line) => /^\s*listener\s/.test(line));
+  if (listeners.length !== 1) {
+    throw new Error(`the broker configuration must have exactly one "listener" line for a test broker to replace, found ${listeners.length}`);
+  }
+  const derived = lines
+    .filter((line) => !/^\s*(persistence_location|log_dest|user)\s/.test(line))
+    .map((line) => (/^\s*listener\s/.test(line) ? `listener ${port} 127.0.0.1` : line));
+  return [
+    '# A test broker (@connecte/testkit), derived from config/mosquitto/mosquitto.conf.',
+    ...derived,
+    `persistence_location ${dir}/data/`,
+    `log_dest file ${dir}/mosquitto.log`,
+    ...(asRoot ? ['user root'] : []),
+    '',
+  ].join('\n');
+}
+
+export interface TestBroker {
+  /** `mqtt://127.0.0.1:<port>`, for `connectTestBroker(t, { url })` or a service's `MQTT_URL`. */
+  url: string;
+  port: number;
+  /** Stops the broker (SIGTERM: it saves its sessions, as in a real restart) and starts it again on the same port and persistence. */
+  restart(): Promise<void>;
+  /** Stops the broker and removes its directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs `mosquitto` (from PATH) with the repository's configuration on a free port of 127.0.0.1
+ * and a temporary persistence directory, and resolves once it accepts connections.
+ */
+export async function startTestBroker(): Promise<TestBroker> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'connecte-mqtt-'));
+  mkdirSync(path.join(dir, 'data'));
+  const configFile = path.join(dir, 'mosquitto.conf');
+  const logFile = path.join(dir, 'mosquitto.log');
+  const port = await freePort();
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  writeFileSync(configFile, testBrokerConfig(readFileSync(BROKER_CONFIG, 'utf8'), { port, dir, asRoot }));
+
+  let child: ChildProcess | undefined;
+  let stopped = false;
+  const logTail = () => {
+    try {
+      return readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  };
+
+  // If the test process ends before `stop` (a crash, Ctrl-C, the runner's SIGTERM on a
+  // timeout), the broker must not outlive it.
+  const onExit = () => {
+    child?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    onExit();
+    process.kill(process.pid, signal); // this handler is gone: the default action now applies
+  };
+  process.once('exit', onExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const launch = async () => {
+    const running = spawn('mosquitto', ['-c', configFile], { cwd: dir, stdio: 'ignore' });
+    // A broker the test forgot to stop must not keep the test process alive: `onExit` ends it.
+    running.unref();
+    child = running;
+    const failed = new Promise<never>((_, reject) => {
+      running.once('error', (error) => reject(new Error(`cannot run mosquitto (is it on PATH?): ${error.message}`)));
+      running.once('exit', (code, signal) =>
+        reject(new Error(`mosquitto exited (${signal ?? `code ${code}`}) before accepting connections on port ${port}\n--- mosquitto.log ---\n${logTail()}`)),
+      );
+    });
+    failed.catch(() => {}); // only awaited while starting
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (!(await Promise.race([accepts(port), failed]))) {
+      if (Date.now() > deadline) {
+        running.kill('SIGKILL');
+        throw new Error(`mosquitto did not accept connections on port ${port} within ${READY_TIMEOUT_MS} ms\n--- mosquitto.log ---\n${logTail()}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  const halt = async () => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGTERM');
+    const timer = setTimeout(() => running.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const broker: TestBroker = {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    async restart() {
+      if (stopped) throw new Error(`the test broker on port ${port} was stopped`);
+      await halt();
+      await launch();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await halt();
+      process.off('exit', onExit);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  try {
+    await launch();
+  } catch (error) {
+    await broker.stop();
+    throw error;
+  }
+  return broker;
+}
+
+/** Whether something accepts a TCP connection on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

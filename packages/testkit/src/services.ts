@@ -1,7 +1,8 @@
 /**
  * The hub's services in-process on ephemeral ports: one subgraph over a database of its own, or
- * the hub (every registered subgraph, then the gateway). Subgraphs are found through the registry
- * (packages/shared/src/registry.ts), so a new domain is testable as soon as it is registered.
+ * the hub (every registered subgraph, or the ones a test names, then the gateway). Subgraphs are
+ * found through the registry (packages/shared/src/registry.ts), so a new domain is testable as
+ * soon as it is registered, alone or beside the others.
  */
 import type { Config } from '@connecte/shared/config';
 import type { Logger } from '@connecte/shared/log';
@@ -9,6 +10,7 @@ import { registeredSubgraph, SUBGRAPHS, type SubgraphEntry } from '@connecte/sha
 import { startSubgraph, type RunningService, type SubgraphService } from '@connecte/shared/server';
 import type { Role } from '@connecte/shared/auth';
 import { startGateway, type RunningGateway } from '@connecte/gateway';
+import { selectSubgraphs } from '@connecte/gateway/subgraphs';
 import { testConfig, tokenFor } from './config.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 import { gql, type GqlOptions, type GraphQLResponse } from './graphql.js';
@@ -70,7 +72,7 @@ export async function startService(subgraph: string | SubgraphService, options: 
   }
 }
 
-/** Starts every registered subgraph on an ephemeral port; returns them by name. */
+/** Starts every registered subgraph (or those of `registry`) on an ephemeral port; returns them by name. */
 export async function startSubgraphs(config: Config, registry: readonly SubgraphEntry[] = SUBGRAPHS): Promise<Record<string, RunningService>> {
   const running: Record<string, RunningService> = {};
   try {
@@ -94,16 +96,26 @@ export interface Hub {
   close(): Promise<void>;
 }
 
+export interface StartHubOptions {
+  /**
+   * The registered subgraphs to start, by name (default: all). The gateway then composes their
+   * supergraph and serves only them: a field of another subgraph is a validation error.
+   */
+  subgraphs?: readonly string[];
+}
+
 /**
- * The whole hub over one database: every registered subgraph, then the gateway. Always every
- * subgraph: the gateway serves the committed supergraph, which routes to each of them (a test of
- * one domain alone starts that subgraph with `startService`).
+ * The hub over one database: every registered subgraph, or those `options.subgraphs` names, then
+ * the gateway. By default the gateway serves the committed supergraph; with named subgraphs, the
+ * one they compose at start (a set that does not compose fails the start, naming it).
  */
-export async function startHub(databaseUrl: string, env: Record<string, string> = {}): Promise<Hub> {
+export async function startHub(databaseUrl: string, env: Record<string, string> = {}, options: StartHubOptions = {}): Promise<Hub> {
   const config = testConfig(databaseUrl, env);
-  const subgraphs = await startSubgraphs(config);
+  // The gateway's own check, before anything starts: an unknown name is refused with the known ones.
+  const registry = options.subgraphs && selectSubgraphs(options.subgraphs);
+  const subgraphs = await startSubgraphs(config, registry);
   try {
-    const gateway = await startGateway({ config, port: 0, subgraphUrls: urlsOf(subgraphs) });
+    const gateway = await startGateway({ config, port: 0, subgraphs: options.subgraphs, subgraphUrls: urlsOf(subgraphs) });
     return {
       config,
       gateway,
