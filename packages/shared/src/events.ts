@@ -368,12 +368,12 @@ export class EventBus {
     return iterator;
   }
 
-  /** Ends the LISTEN connection and completes every open iterator. The pool is the caller's. */
   /** Whether the LISTEN connection is up: without it events still arrive, but only at the safety poll. */
   get listening(): boolean {
     return this.listener !== null;
   }
 
+  /** Ends the LISTEN connection and completes every open iterator. The pool is the caller's. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
