@@ -276,19 +276,24 @@ describe('client errors are client errors', () => {
   });
 
   describe("custom scalars refused by their subgraph: the gateway answers the subgraph's 400", () => {
-    const cases: [string, string, string][] = [
-      ['a string for within (literal)', bodyOf('{ equipmentSearch(filter: { within: "POLYGON((0 0))" }) { totalCount } }'), 'GRAPHQL_VALIDATION_FAILED'],
+    // The fourth member: the argument a literal's error names (a variable's error names the variable).
+    const cases: [string, string, string, string?][] = [
+      ['a string for within (literal)', bodyOf('{ equipmentSearch(filter: { within: "POLYGON((0 0))" }) { totalCount } }'), 'GRAPHQL_VALIDATION_FAILED', 'filter.within'],
       ['a string for within (variable)', bodyOf('query($w: GeoJSONGeometry) { equipmentSearch(filter: { within: $w }) { totalCount } }', { w: 'x' }), 'BAD_USER_INPUT'],
       [
         'an impossible Date (literal)',
         bodyOf('mutation { registerEquipment(input: { kind: WIFI_HOTSPOT, reference: "W-D-1", collectivityId: "chalons", installedOn: "2021-02-30" }) { id } }'),
         'GRAPHQL_VALIDATION_FAILED',
+        'input.installedOn',
       ],
       [
         'a number for a Date (literal)',
         bodyOf('mutation { registerEquipment(input: { kind: WIFI_HOTSPOT, reference: "W-D-1", collectivityId: "chalons", installedOn: 20210101 }) { id } }'),
         'GRAPHQL_VALIDATION_FAILED',
+        'input.installedOn',
       ],
+      ['a word for a Float in a list (literal)', bodyOf('{ equipmentSearch(filter: { bbox: [4.3, 48.9, "east", 49] }) { totalCount } }'), 'GRAPHQL_VALIDATION_FAILED', 'filter.bbox.2'],
+      ['an unknown enum value in a list (literal)', bodyOf('{ equipmentSearch(filter: { kinds: [LIGHT_POINT, NOPE] }) { totalCount } }'), 'GRAPHQL_VALIDATION_FAILED', 'filter.kinds.1'],
       [
         'an impossible Date (variable)',
         bodyOf('mutation($d: Date) { registerEquipment(input: { kind: WIFI_HOTSPOT, reference: "W-D-1", collectivityId: "chalons", installedOn: $d }) { id } }', { d: '2021-02-30' }),
@@ -296,13 +301,13 @@ describe('client errors are client errors', () => {
       ],
       ['an unknown field (validated by the gateway itself)', bodyOf('{ equipmentSearch { nope } }'), 'GRAPHQL_VALIDATION_FAILED'],
     ];
-    for (const [name, body, code] of cases) {
+    for (const [name, body, code, field] of cases) {
       for (const target of ['gateway', 'equipment'] as const) {
-        it(`${name} → ${target}: 400 ${code}, no data, nothing written`, async () => {
+        it(`${name} → ${target}: 400 ${code}${field ? ` naming ${field}` : ''}, no data, nothing written`, async () => {
           const before = await snapshot();
           const answer = await post(target, body, { authorization: `Bearer ${operator}` });
-          expectRequestError(answer, code);
-          assert.match(answer.body.errors![0].message, /GeoJSONGeometry|Date|nope/);
+          expectRequestError(answer, code, field);
+          assert.match(answer.body.errors![0].message, /GeoJSONGeometry|Date|nope|Float|NOPE/);
           assert.deepEqual(await snapshot(), before);
         });
       }

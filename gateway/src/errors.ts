@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
+import { namingTheArgument } from '@connecte/shared/argument-path';
 import { REQUEST_ERROR_STATUS } from '@connecte/shared/graphql-over-http';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from './data-source.js';
@@ -23,7 +24,7 @@ export function maskError(formatted: GraphQLFormattedError, original: unknown, l
     log?.error({ err: original }, 'unexpected error in the gateway');
     return { ...formatted, message: 'Internal server error', extensions: { code } };
   }
-  return { ...formatted, extensions: { ...extensions, code } };
+  return namingTheArgument({ ...formatted, extensions: { ...extensions, code } }, original);
 }
 
 /** Codes with which a subgraph refuses a whole request before executing any of it. */

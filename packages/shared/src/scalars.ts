@@ -23,6 +23,19 @@ export interface GeoJSONGeometry {
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
+/**
+ * A literal refused by a scalar keeps its place in the document: graphql-js reports a GraphQLError
+ * thrown by `parseLiteral` as it is, so without `nodes` the error would have no location and the
+ * server could not name the argument at fault (argument-path.ts).
+ */
+function atLiteral<T>(ast: ValueNode, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new GraphQLError((error as Error).message, { nodes: ast });
+  }
+}
+
 function parseDate(value: unknown): string {
   const match = typeof value === 'string' ? DATE.exec(value) : null;
   if (match) {
@@ -39,10 +52,11 @@ export const DateScalar = new GraphQLScalarType<string, string>({
   description: 'A calendar date, ISO 8601 `YYYY-MM-DD` (Europe/Paris calendar day).',
   serialize: (value) => (value instanceof Date ? value.toISOString().slice(0, 10) : parseDate(value)),
   parseValue: parseDate,
-  parseLiteral: (ast) => {
-    if (ast.kind !== Kind.STRING) throw new GraphQLError(`Date must be a string written YYYY-MM-DD (got ${print(ast).slice(0, 40)})`);
-    return parseDate(ast.value);
-  },
+  parseLiteral: (ast) =>
+    atLiteral(ast, () => {
+      if (ast.kind !== Kind.STRING) throw new GraphQLError(`Date must be a string written YYYY-MM-DD (got ${print(ast).slice(0, 40)})`);
+      return parseDate(ast.value);
+    }),
 });
 
 const DATE_TIME_INPUT = 'DateTime must be an ISO 8601 string';
@@ -59,10 +73,11 @@ export const DateTimeScalar = new GraphQLScalarType<Date, string>({
     if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw new GraphQLError(`${DATE_TIME_INPUT} (got ${JSON.stringify(value)})`);
     return new Date(value);
   },
-  parseLiteral: (ast) => {
-    if (ast.kind !== Kind.STRING || Number.isNaN(Date.parse(ast.value))) throw new GraphQLError(`${DATE_TIME_INPUT} (got ${print(ast).slice(0, 40)})`);
-    return new Date(ast.value);
-  },
+  parseLiteral: (ast) =>
+    atLiteral(ast, () => {
+      if (ast.kind !== Kind.STRING || Number.isNaN(Date.parse(ast.value))) throw new GraphQLError(`${DATE_TIME_INPUT} (got ${print(ast).slice(0, 40)})`);
+      return new Date(ast.value);
+    }),
 });
 
 export const JSONScalar = new GraphQLScalarType<unknown, unknown>({
@@ -92,10 +107,11 @@ export const GeoJSONGeometryScalar = new GraphQLScalarType<GeoJSONGeometry, GeoJ
     '`{ "type": "Point", "coordinates": [4.363, 48.9565] }`. Coordinates read from the hub carry 6 decimals (about 10 cm).',
   serialize: parseGeometry,
   parseValue: parseGeometry,
-  parseLiteral: (ast, variables) => {
-    if (ast.kind !== Kind.OBJECT) throw new GraphQLError(`GeoJSONGeometry must be a GeoJSON geometry object, not ${print(ast).slice(0, 40)}`);
-    return parseGeometry(valueFromASTUntyped(ast, variables));
-  },
+  parseLiteral: (ast, variables) =>
+    atLiteral(ast, () => {
+      if (ast.kind !== Kind.OBJECT) throw new GraphQLError(`GeoJSONGeometry must be a GeoJSON geometry object, not ${print(ast).slice(0, 40)}`);
+      return parseGeometry(valueFromASTUntyped(ast, variables));
+    }),
 });
 
 /** Every shared scalar by name: what a subgraph may declare, and the resolver it must use. */

@@ -35,6 +35,7 @@ import { admitSocketOperation, QUERY_TOO_COMPLEX, queryLimitsFrom, requestLimits
 import { screenGraphQLRequest } from './request-screen.js';
 import { ConnectionLifetime, limitSendBuffers } from './ws-limits.js';
 import { requestErrorsPlugin, socketOperation } from './graphql-over-http.js';
+import { namingTheArgument } from './argument-path.js';
 import { databaseTimeoutOf, TIMEOUT_CODE, timeoutError, warnDatabaseTimeout } from './timeouts.js';
 import { createWorkers, type Worker } from './workers.js';
 import { registeredSubgraph, RESERVED_PATHS, ROUTE_PREFIX } from './registry.js';
@@ -235,7 +236,7 @@ export async function startSubgraph<C extends RequestContext>(
     formatError: (formatted, error) => {
       const timeout = databaseTimeoutOf(error, config);
       if (timeout) return timeoutError(formatted, timeout);
-      return isClientError(formatted.extensions?.code) ? formatted : masked(formatted);
+      return isClientError(formatted.extensions?.code) ? namingTheArgument(formatted, error) : masked(formatted);
     },
     plugins: [
       observe,
@@ -376,7 +377,7 @@ export async function startSubgraph<C extends RequestContext>(
 
   type Connection = { viewer?: Viewer; requestId?: string; lifetime?: ConnectionLifetime };
   const formatForClient = (error: GraphQLError, requestLog: Logger): GraphQLFormattedError => {
-    if (isClientError(error.extensions?.code)) return error.toJSON();
+    if (isClientError(error.extensions?.code)) return namingTheArgument(error.toJSON(), error);
     const timeout = databaseTimeoutOf(error, config);
     if (timeout) {
       warnDatabaseTimeout(requestLog, timeout, { path: error.path });
