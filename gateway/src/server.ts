@@ -264,6 +264,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     authenticate,
     queueLimit: config.SUBSCRIPTION_QUEUE_LIMIT,
     admission: { limits, introspection: config.GRAPHQL_INTROSPECTION, persisted },
+    refuseOperation: (request, subject) => rateLimits.refuseOperation(request, subject),
     requestIdFrom: (request) => requestIdFrom(request.headers),
     execute: (args, context) => executeOverSocket(apollo, args, context),
     formatError: (formatted, error) => maskError(formatted, error, log),

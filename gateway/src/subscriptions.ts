@@ -45,6 +45,8 @@ export interface SubscriptionServerOptions {
   queueLimit: number;
   /** Query limits, introspection and the allow-list, as over HTTP (before any planning). */
   admission: SocketAdmission;
+  /** The HTTP path's rate limits, for each operation a socket sends: its refusal, or null. */
+  refuseOperation(request: IncomingMessage, subject: string | null): GraphQLError[] | null;
   requestIdFrom(request: IncomingMessage): string;
   /** Queries and mutations sent over the socket take the HTTP path's executor. */
   execute(args: ExecutionArgs, context: GatewayContext): Promise<ExecutionResult>;
@@ -62,6 +64,8 @@ type ConnectionState = {
   /** Upstream graphql-ws clients of this connection, one per subgraph, made with its token. */
   upstreams?: Map<string, Client>;
   lifetime?: ConnectionLifetime;
+  /** The token's subject (null: public), whose budget the socket's operations spend. */
+  subject?: string | null;
 };
 
 interface SubscriptionContext extends GatewayContext {
@@ -103,6 +107,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         ctx.extra.context = { authorization, requestId: options.requestIdFrom(ctx.extra.request) };
         ctx.extra.upstreams = new Map();
         ctx.extra.lifetime = new ConnectionLifetime(ctx.extra.socket, viewer);
+        ctx.extra.subject = viewer.sub;
         return true;
       },
       async onClose(ctx) {
@@ -112,7 +117,9 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
       },
       // Parsed, validated and guarded here, each request error with its code (see graphql-over-http).
       onSubscribe: (ctx, _id, payload) =>
-        ctx.extra.lifetime?.refusal() ?? admitSocketOperation(payload, options.admission, (p) => socketOperation(apiGraphQLSchema, p)),
+        ctx.extra.lifetime?.refusal() ??
+        options.refuseOperation(ctx.extra.request, ctx.extra.subject ?? null) ??
+        admitSocketOperation(payload, options.admission, (p) => socketOperation(apiGraphQLSchema, p)),
       onOperation: (ctx, id, _payload, _args, result) => ctx.extra.lifetime?.track(id, result),
       onComplete: (ctx, id) => ctx.extra.lifetime?.ended(id),
       context(ctx): SubscriptionContext {

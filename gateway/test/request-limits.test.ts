@@ -280,6 +280,31 @@ describe('rate limits, allow-list and introspection (production-like settings)',
     assert.equal((await post(hub.gatewayUrl, { query: registered }, from('198.51.100.3'))).status, 200, 'the address has its own budget');
   });
 
+  it('spends the same budget per operation over graphql-ws: past it, RATE_LIMITED errors; another token is unaffected', async () => {
+    const flooding = await tokenFor(hub.config, ['admin'], ['fagnieres']);
+    const other = await tokenFor(hub.config, ['admin'], ['chalons']);
+    const over = (token: string) =>
+      createClient({ url: hub.gatewayUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+    const run = (client: ReturnType<typeof over>) =>
+      new Promise<string>((resolve) => {
+        client.subscribe({ query: registered }, {
+          next: (result) => resolve(result.errors ? String(result.errors[0].extensions?.code) : 'ok'),
+          error: (error) => resolve(Array.isArray(error) ? String(error[0].extensions?.code) : String(error)),
+          complete: () => {},
+        });
+      });
+    const flood = over(flooding);
+    const spare = over(other);
+    try {
+      const outcomes: string[] = [];
+      for (let i = 0; i < 10; i++) outcomes.push(await run(flood));
+      assert.deepEqual(outcomes, ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'RATE_LIMITED', 'RATE_LIMITED']);
+      assert.equal(await run(spare), 'ok');
+    } finally {
+      await Promise.all([flood.dispose(), spare.dispose()]);
+    }
+  });
+
   it('runs only registered operations, by hash or in full; anything else is 400 before any subgraph call', async () => {
     const byHash = await post(hub.gatewayUrl, { extensions: { persistedQuery: { version: 1, sha256Hash: sha256Hex(registered) } } }, from('198.51.100.10'));
     assert.equal(byHash.status, 200);

@@ -4,6 +4,7 @@
  * holds at most `maxKeys` callers: the least recently seen is forgotten first, which only ever
  * gives that caller a full bucket back, never someone else's budget.
  */
+import { GraphQLError } from 'graphql';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { addressBucketKey, clientAddressResolver } from './client-address.js';
 import type { Config } from './config.js';
@@ -71,19 +72,34 @@ export function createCallerRateLimits(config: Pick<Config, 'RATE_LIMIT_PER_ADDR
   const perAddress = config.RATE_LIMIT_PER_ADDRESS > 0 ? createRateLimiter({ perMinute: config.RATE_LIMIT_PER_ADDRESS }) : null;
   const perToken = config.RATE_LIMIT_PER_TOKEN > 0 ? createRateLimiter({ perMinute: config.RATE_LIMIT_PER_TOKEN }) : null;
   const addressOf = clientAddressResolver(config.TRUSTED_PROXIES);
+  /** Counts one request of this caller; the refusal (scope, budget, wait) when over the limit, else null. */
+  const take = (request: Pick<IncomingMessage, 'headers' | 'socket'>, subject: string | null) => {
+    const [limiter, key, scope, perMinute] =
+      subject !== null
+        ? [perToken, subject, 'token' as const, config.RATE_LIMIT_PER_TOKEN]
+        : [perAddress, addressBucketKey(addressOf(request)), 'address' as const, config.RATE_LIMIT_PER_ADDRESS];
+    if (!limiter) return null;
+    const decision = limiter.take(key);
+    return decision.allowed ? null : rateLimitedBody(scope, perMinute, decision.retryAfterSeconds);
+  };
   return {
     /** Counts the request; true when it was refused with 429 (the response is sent). */
     refuse(request: IncomingMessage, response: ServerResponse, subject: string | null): boolean {
-      const [limiter, key, scope, perMinute] =
-        subject !== null
-          ? [perToken, subject, 'token' as const, config.RATE_LIMIT_PER_TOKEN]
-          : [perAddress, addressBucketKey(addressOf(request)), 'address' as const, config.RATE_LIMIT_PER_ADDRESS];
-      if (!limiter) return false;
-      const decision = limiter.take(key);
-      if (decision.allowed) return false;
-      response.setHeader('retry-after', String(decision.retryAfterSeconds));
-      sendJson(response, 429, rateLimitedBody(scope, perMinute, decision.retryAfterSeconds));
+      const refusal = take(request, subject);
+      if (!refusal) return false;
+      response.setHeader('retry-after', String(refusal.errors[0].extensions.retryAfterSeconds));
+      sendJson(response, 429, refusal);
       return true;
+    },
+    /**
+     * The same budget for an operation sent over graphql-ws (a `subscribe` message): the error
+     * that refuses it, or null. The socket's upgrade request tells the address.
+     */
+    refuseOperation(request: Pick<IncomingMessage, 'headers' | 'socket'>, subject: string | null): GraphQLError[] | null {
+      const refusal = take(request, subject);
+      if (!refusal) return null;
+      const [{ message, extensions }] = refusal.errors;
+      return [new GraphQLError(message, { extensions })];
     },
   };
 }
