@@ -39,7 +39,6 @@ describe('equipment search', () => {
   };
   const idsWhere = async (where: string, params: unknown[] = []) =>
     (await env.pool.query<{ id: string }>(`SELECT id FROM equipment WHERE ${where} ORDER BY id`, params)).rows.map((r) => r.id);
-  const sorted = (ids: string[]) => [...ids].sort();
 
   before(async () => {
     env = await startEquipment();
