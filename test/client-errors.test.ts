@@ -276,10 +276,11 @@ describe('client errors are client errors', () => {
   });
 
   describe("custom scalars refused by their subgraph: the gateway answers the subgraph's 400", () => {
-    // The fourth member: the argument a literal's error names (a variable's error names the variable).
-    const cases: [string, string, string, string?][] = [
+    // The fourth member: the argument the error names (for a variable: where it is given, and the place within its value).
+    const cases: [string, string, string, string][] = [
       ['a string for within (literal)', bodyOf('{ equipmentSearch(filter: { within: "POLYGON((0 0))" }) { totalCount } }'), 'GRAPHQL_VALIDATION_FAILED', 'filter.within'],
-      ['a string for within (variable)', bodyOf('query($w: GeoJSONGeometry) { equipmentSearch(filter: { within: $w }) { totalCount } }', { w: 'x' }), 'BAD_USER_INPUT'],
+      ['a string for within (variable)', bodyOf('query($w: GeoJSONGeometry) { equipmentSearch(filter: { within: $w }) { totalCount } }', { w: 'x' }), 'BAD_USER_INPUT', 'filter.within'],
+      ['a word for a Float inside a filter variable', bodyOf('query($f: EquipmentFilter) { equipmentSearch(filter: $f) { totalCount } }', { f: { bbox: [4.3, 48.9, 'east', 49] } }), 'BAD_USER_INPUT', 'filter.bbox.2'],
       [
         'an impossible Date (literal)',
         bodyOf('mutation { registerEquipment(input: { kind: WIFI_HOTSPOT, reference: "W-D-1", collectivityId: "chalons", installedOn: "2021-02-30" }) { id } }'),
@@ -298,12 +299,12 @@ describe('client errors are client errors', () => {
         'an impossible Date (variable)',
         bodyOf('mutation($d: Date) { registerEquipment(input: { kind: WIFI_HOTSPOT, reference: "W-D-1", collectivityId: "chalons", installedOn: $d }) { id } }', { d: '2021-02-30' }),
         'BAD_USER_INPUT',
+        'input.installedOn',
       ],
-      ['an unknown field (validated by the gateway itself)', bodyOf('{ equipmentSearch { nope } }'), 'GRAPHQL_VALIDATION_FAILED'],
     ];
     for (const [name, body, code, field] of cases) {
       for (const target of ['gateway', 'equipment'] as const) {
-        it(`${name} → ${target}: 400 ${code}${field ? ` naming ${field}` : ''}, no data, nothing written`, async () => {
+        it(`${name} → ${target}: 400 ${code} naming ${field}, no data, nothing written`, async () => {
           const before = await snapshot();
           const answer = await post(target, body, { authorization: `Bearer ${operator}` });
           expectRequestError(answer, code, field);
@@ -311,6 +312,14 @@ describe('client errors are client errors', () => {
           assert.deepEqual(await snapshot(), before);
         });
       }
+    }
+
+    for (const target of ['gateway', 'equipment'] as const) {
+      it(`an unknown field (validated by the gateway itself) → ${target}: 400 GRAPHQL_VALIDATION_FAILED`, async () => {
+        const answer = await post(target, bodyOf('{ equipmentSearch { nope } }'));
+        expectRequestError(answer, 'GRAPHQL_VALIDATION_FAILED');
+        assert.match(answer.body.errors![0].message, /nope/);
+      });
     }
 
     it('a refusal alongside data of another subgraph is still a request error: no partial data', async () => {

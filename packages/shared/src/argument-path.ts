@@ -16,10 +16,10 @@ import {
   type ValueNode,
 } from 'graphql';
 
-/** The path of the argument value that starts at `offset` in `document`, or null. */
-export function argumentPathAt(document: DocumentNode, offset: number): string | null {
+/** The path of the first argument value in `document` that `matches`, or null. */
+function argumentPathWhere(document: DocumentNode, matches: (value: ValueNode) => boolean): string | null {
   const inValue = (value: ValueNode, path: string): string | null => {
-    if (value.loc?.start === offset) return path;
+    if (matches(value)) return path;
     if (value.kind === Kind.OBJECT) {
       for (const field of value.fields) {
         const found = inValue(field.value, `${path}.${field.name.value}`);
@@ -58,23 +58,47 @@ export function argumentPathAt(document: DocumentNode, offset: number): string |
   return null;
 }
 
+/** The path of the argument value that starts at `offset` in `document`, or null. */
+export const argumentPathAt = (document: DocumentNode, offset: number) => argumentPathWhere(document, (value) => value.loc?.start === offset);
+
+/** Where a variable is first used as an argument value, or null. */
+export const argumentPathOfVariable = (document: DocumentNode, name: string) =>
+  argumentPathWhere(document, (value) => value.kind === Kind.VARIABLE && value.name.value === name);
+
+/** graphql-js' coercion message: `Variable "$f" got invalid value … at "f.bbox[2]"; …`. */
+const VARIABLE_ERROR = /^Variable "\$(\w+)" got invalid value .*? at "([^"]+)"; |^Variable "\$(\w+)" got invalid value /s;
+
 const VALUE_KINDS = new Set<string>([Kind.INT, Kind.FLOAT, Kind.STRING, Kind.BOOLEAN, Kind.NULL, Kind.ENUM, Kind.LIST, Kind.OBJECT]);
 
 /**
- * A validation error about a literal argument value, given `field` (and its message prefixed
- * with it, as every BAD_USER_INPUT message is); any other error is returned as it is.
+ * A validation error about a literal argument value, or a variable that failed coercion, given
+ * `field` (and its message prefixed with it, as every BAD_USER_INPUT message is); any other
+ * error is returned as it is.
  */
 export function namingTheArgument(formatted: GraphQLFormattedError, original: unknown): GraphQLFormattedError {
-  if (formatted.extensions?.code !== 'GRAPHQL_VALIDATION_FAILED' || formatted.extensions.field) return formatted;
+  const code = formatted.extensions?.code;
+  if ((code !== 'GRAPHQL_VALIDATION_FAILED' && code !== 'BAD_USER_INPUT') || formatted.extensions?.field) return formatted;
   const error = original instanceof GraphQLError ? original : null;
   const node = error?.nodes?.[0];
   const body = error?.source?.body;
-  if (!node?.loc || body === undefined || !VALUE_KINDS.has(node.kind)) return formatted;
-  let path: string | null;
+  if (!node?.loc || body === undefined) return formatted;
+  let document: DocumentNode;
   try {
-    path = argumentPathAt(parse(body), node.loc.start);
+    document = parse(body);
   } catch {
     return formatted;
+  }
+  let path: string | null = null;
+  if (code === 'GRAPHQL_VALIDATION_FAILED' && VALUE_KINDS.has(node.kind)) {
+    path = argumentPathAt(document, node.loc.start);
+  } else if (code === 'BAD_USER_INPUT' && node.kind === Kind.VARIABLE_DEFINITION) {
+    // A variable that failed coercion: named by the argument it is given to, and the place
+    // within its value (`f.bbox[2]` becomes `filter.bbox.2`).
+    const match = VARIABLE_ERROR.exec(formatted.message);
+    const name = match?.[1] ?? match?.[3];
+    const argument = name ? argumentPathOfVariable(document, name) : null;
+    const within = match?.[2]?.slice(name!.length).replace(/\[(\d+)\]/g, '.$1') ?? '';
+    path = argument ? `${argument}${within}` : null;
   }
   if (!path) return formatted;
   return { ...formatted, message: `${path}: ${formatted.message}`, extensions: { ...formatted.extensions, field: path } };
