@@ -268,6 +268,13 @@ describe('rate limits, allow-list and introspection (production-like settings)',
     assert.equal((await post(hub.gatewayUrl, { query: registered }, from('203.0.113.50, 198.51.100.1'))).status, 429);
   });
 
+  it('holds under a concurrent burst: of 20 requests sent at once from one address, exactly the budget (5) is served', async () => {
+    const responses = await Promise.all(Array.from({ length: 20 }, () => post(hub.gatewayUrl, { query: registered }, from('198.51.100.77'))));
+    const statuses = responses.map((response) => response.status).sort();
+    await Promise.all(responses.map((response) => response.arrayBuffer()));
+    assert.deepEqual(statuses, [...Array(5).fill(200), ...Array(15).fill(429)]);
+  });
+
   it('limits a flooding token by its subject; another token and anonymous callers are unaffected', async () => {
     const flooding = await tokenFor(hub.config, ['operator'], ['chalons']);
     const other = await tokenFor(hub.config, ['agent'], ['chalons']);

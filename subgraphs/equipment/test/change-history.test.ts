@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { COLLECTIVITY_IDS, ROLES } from '@connecte/shared/auth';
 import { publishEvent } from '@connecte/shared/events';
 import { subscriptions } from '@connecte/testkit';
-import { startEquipment, type EquipmentTestEnv } from './fixtures.js';
+import { FAGNIERES_POINT, startEquipment, type EquipmentTestEnv } from './fixtures.js';
 
 const CHANGE = `cursor change occurredAt actor { sub roles } changes { field before after redacted } reason
   snapshot { id kind reference name status collectivity { id } communeInseeCode location { type coordinates } installedOn
@@ -169,6 +170,29 @@ describe('equipment change history', () => {
       assert.equal(hidden.actor, null);
       assert.equal(hiddenRemoved.reason, null, 'the reason may say where the camera stood');
       assert.equal(hidden.equipment.name, null);
+    }
+  });
+
+  it('every role of every collectivity: only operators and admins of the camera’s own collectivity see its history in full', async () => {
+    ok(await update('cam-3', { name: 'Caméra mairie de Fagnières', location: { lon: FAGNIERES_POINT.lon + 0.0001, lat: FAGNIERES_POINT.lat } }, operatorFagnieres));
+    const viewers: { who: string; token?: string; sees: boolean }[] = [{ who: 'the public', sees: false }];
+    for (const role of ROLES) {
+      for (const collectivity of COLLECTIVITY_IDS) {
+        viewers.push({
+          who: `${role} of ${collectivity}`,
+          token: await env.token([role], [collectivity]),
+          sees: (role === 'operator' || role === 'admin') && collectivity === 'fagnieres',
+        });
+      }
+    }
+    for (const { who, token, sees } of viewers) {
+      const [change] = await replayOf('cam-3', 1, token, 'kinds: [CAMERA]');
+      const location = change.changes.find((c: { field: string }) => c.field === 'location');
+      assert.equal(location.redacted, !sees, `${who}: location redacted`);
+      assert.equal(location.after === null, !sees, `${who}: location value`);
+      assert.equal(change.snapshot.location === null, !sees, `${who}: snapshot location`);
+      assert.equal(change.actor === null, !sees, `${who}: actor`);
+      assert.equal(change.equipment.name === null, !sees, `${who}: live name`);
     }
   });
 
