@@ -23,7 +23,7 @@ import { createWorkers, type Worker } from '@connecte/shared/workers';
 import { GATEWAY, RESERVED_PATHS } from '@connecte/shared/registry';
 import { createCallerRateLimits } from '@connecte/shared/rate-limit';
 import { screenGraphQLRequest } from '@connecte/shared/request-screen';
-import { readCommittedSupergraph, withSubgraphUrls } from './compose.js';
+import { composeSubset, readCommittedSupergraph, withSubgraphUrls } from './compose.js';
 import { AuthForwardingDataSource, type GatewayContext } from './data-source.js';
 import { createFailureReasons, maskError, subgraphRefusalsAreRequestErrors, timeoutsAreUnavailable } from './errors.js';
 import { createSubgraphFetcher } from './fetcher.js';
@@ -32,7 +32,6 @@ import { createGatewayMetrics } from './metrics.js';
 import { checkModules, GATEWAY_MODULES, type GatewayModule, type MountedModule, type RouteHandler } from './modules.js';
 import { startSubscriptionServer } from './subscriptions.js';
 import { definitionOf, selectSubgraphs, subgraphRoutes, subgraphUrls as resolveSubgraphUrls } from './subgraphs.js';
-import { composeSubset } from './subset.js';
 import { forwardTo } from './forward.js';
 
 /** The registry's gateway port (unique among the subgraphs' ports); PORT overrides it. */

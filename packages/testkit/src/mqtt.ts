@@ -12,6 +12,7 @@ import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ROOT } from './databases.js';
 import { freePort } from './ports.js';
+import { cleanUpOnExit, logTail } from './process-guard.js';
 
 export const TEST_MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 
@@ -120,37 +121,21 @@ export async function startTestBroker(): Promise<TestBroker> {
 
   let child: ChildProcess | undefined;
   let stopped = false;
-  const logTail = () => {
-    try {
-      return readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
-    } catch {
-      return '(no log)';
-    }
-  };
 
-  // If the test process ends before `stop` (a crash, Ctrl-C, the runner's SIGTERM on a
-  // timeout), the broker must not outlive it.
-  const onExit = () => {
+  const forget = cleanUpOnExit(() => {
     child?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    onExit();
-    process.kill(process.pid, signal); // this handler is gone: the default action now applies
-  };
-  process.once('exit', onExit);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  });
 
   const launch = async () => {
     const running = spawn('mosquitto', ['-c', configFile], { cwd: dir, stdio: 'ignore' });
-    // A broker the test forgot to stop must not keep the test process alive: `onExit` ends it.
+    // A broker the test forgot to stop must not keep the test process alive: the exit clean-up ends it.
     running.unref();
     child = running;
     const failed = new Promise<never>((_, reject) => {
       running.once('error', (error) => reject(new Error(`cannot run mosquitto (is it on PATH?): ${error.message}`)));
       running.once('exit', (code, signal) =>
-        reject(new Error(`mosquitto exited (${signal ?? `code ${code}`}) before accepting connections on port ${port}\n--- mosquitto.log ---\n${logTail()}`)),
+        reject(new Error(`mosquitto exited (${signal ?? `code ${code}`}) before accepting connections on port ${port}\n--- mosquitto.log ---\n${logTail(logFile)}`)),
       );
     });
     failed.catch(() => {}); // only awaited while starting
@@ -158,7 +143,7 @@ export async function startTestBroker(): Promise<TestBroker> {
     while (!(await Promise.race([accepts(port), failed]))) {
       if (Date.now() > deadline) {
         running.kill('SIGKILL');
-        throw new Error(`mosquitto did not accept connections on port ${port} within ${READY_TIMEOUT_MS} ms\n--- mosquitto.log ---\n${logTail()}`);
+        throw new Error(`mosquitto did not accept connections on port ${port} within ${READY_TIMEOUT_MS} ms\n--- mosquitto.log ---\n${logTail(logFile)}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -187,9 +172,7 @@ export async function startTestBroker(): Promise<TestBroker> {
       if (stopped) return;
       stopped = true;
       await halt();
-      process.off('exit', onExit);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      forget();
       rmSync(dir, { recursive: true, force: true });
     },
   };

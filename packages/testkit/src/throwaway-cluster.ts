@@ -12,6 +12,7 @@ import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { cleanUpOnExit, logTail } from './process-guard.js';
 
 export const PG_BIN = process.env.TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const RUN_AS = 'postgres';
@@ -62,13 +63,6 @@ export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
   const port = await freePort();
 
   const pgCtl = (args: string[]) => run('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '30', ...args]);
-  const logTail = () => {
-    try {
-      return readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
-    } catch {
-      return '(no log)';
-    }
-  };
 
   /** Synchronous, so that it can run while the process exits. */
   const kill = () => {
@@ -76,24 +70,10 @@ export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
     const [file, argv] = command('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
     spawnSync(file, argv, { cwd: '/', stdio: 'ignore', timeout: 10_000 });
   };
-  // If the test process ends before `destroy` (a crash, Ctrl-C, the runner's SIGTERM on a
-  // timeout), the server must not outlive it.
-  const onExit = () => {
+  const forget = cleanUpOnExit(() => {
     kill();
     rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    onExit();
-    process.kill(process.pid, signal); // this handler is gone: the default action now applies
-  };
-  process.once('exit', onExit);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const forget = () => {
-    process.off('exit', onExit);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
+  });
 
   const cluster: ThrowawayCluster = {
     port,
@@ -104,7 +84,7 @@ export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
       try {
         await pgCtl(['start']);
       } catch (error) {
-        throw new Error(`${(error as Error).message}\n--- postgres.log ---\n${logTail()}`);
+        throw new Error(`${(error as Error).message}\n--- postgres.log ---\n${logTail(logFile)}`);
       }
       running = true;
     },

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { startGateway } from '@connecte/gateway';
 import { CompositionError } from '@connecte/gateway/compose';
 import { selectSubgraphs, subgraphRoutes } from '@connecte/gateway/subgraphs';
-import { composeSubset } from '@connecte/gateway/subset';
+import { composeSubset } from '@connecte/gateway/compose';
 import { defineRegistry, type SubgraphEntry } from '@connecte/shared/registry';
 import { createTestDatabase, gql, startHub, subgraphRequests, testConfig, type Hub, type TestDatabase } from '@connecte/testkit';
 
