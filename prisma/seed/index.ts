@@ -13,6 +13,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { publishEvents } from '@connecte/shared/events';
 import { buildEquipment, SEED_COUNTS, type EquipmentKind, type EquipmentPlan } from './equipment.js';
 import { buildStreets, type StreetSeed } from './streets.js';
 import { lineWkt } from './geo.js';
@@ -88,6 +89,7 @@ export async function seed(pool: pg.Pool, options: { log?: (msg: string) => void
     const plan = buildSeedPlan();
     await insertTerritory(client, plan);
     await insertEquipment(client, plan.equipment);
+    await publishRegistrations(client, plan.equipment);
     await verify(client);
     const counts = await countRows(client);
     await client.query('COMMIT');
@@ -162,6 +164,51 @@ async function insertTerritory(client: pg.PoolClient, plan: SeedPlan): Promise<v
       plan.streets.map((s) => lineWkt(s.line)),
     ],
   );
+}
+
+/**
+ * The equipment domain announces each seeded asset as it does a registration: one
+ * `equipment.changed` REGISTERED event per asset, in the seed's transaction. Other domains keep
+ * what they need of an asset from these events (telemetry's device directory), never from
+ * equipment's tables.
+ */
+async function publishRegistrations(client: pg.PoolClient, plan: EquipmentPlan): Promise<void> {
+  const at = new Date().toISOString();
+  const BATCH = 5000;
+  for (let start = 0; start < plan.rows.length; start += BATCH) {
+    await publishEvents(
+      client,
+      plan.rows.slice(start, start + BATCH).map((r) => ({
+        topic: 'equipment.changed',
+        collectivityId: r.collectivityId,
+        payload: {
+          equipmentId: r.id,
+          change: 'REGISTERED',
+          kind: r.kind,
+          status: r.status,
+          actor: { sub: 'seed', roles: [] },
+          changes: [],
+          snapshot: {
+            id: r.id,
+            kind: r.kind,
+            reference: r.reference,
+            name: r.name,
+            status: r.status,
+            collectivityId: r.collectivityId,
+            inseeCode: r.inseeCode,
+            lon: r.location?.[0] ?? null,
+            lat: r.location?.[1] ?? null,
+            installedOn: r.installedOn,
+            parentId: r.parentId,
+            details: r.details,
+            createdAt: at,
+            updatedAt: at,
+            decommissionedAt: r.decommissionedAt,
+          },
+        },
+      })),
+    );
+  }
 }
 
 /** Parents before children (the rows come out of the plan in that order already). */

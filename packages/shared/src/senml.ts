@@ -1,25 +1,56 @@
 /**
  * The device protocol's one table of metrics (docs/devices.md): SenML name, unit
- * (RFC 8428 / IANA SenML units) and the period a device is expected to report at.
- * An uplink whose unit differs from the table's is rejected.
+ * (RFC 8428 / IANA SenML units; null for a boolean, which carries no unit), the value's
+ * type (`v` for numbers, `vb` for booleans) and the period a device is expected to report at.
+ * An uplink whose unit differs from the table's is rejected; nothing is converted.
  */
 export const METRICS = {
-  power: { unit: 'W', periodSeconds: 600, description: 'Instantaneous electrical power' },
-  energy: { unit: 'Wh', periodSeconds: 600, description: 'Cumulative energy counter' },
-  dim_level: { unit: '%', periodSeconds: 600, description: 'Light output as a share of full power' },
-  co2: { unit: 'ppm', periodSeconds: 300, description: 'Indoor CO2 concentration' },
-  temperature: { unit: 'Cel', periodSeconds: 300, description: 'Air temperature' },
-  humidity: { unit: '%RH', periodSeconds: 300, description: 'Relative humidity' },
-  pm2_5: { unit: 'ug/m3', periodSeconds: 300, description: 'Fine particulate matter (PM2.5)' },
-  occupancy: { unit: 'count', periodSeconds: 60, description: 'Occupied places (parking) or people (rooms)' },
-  presence: { unit: 'count', periodSeconds: 60, description: 'Detections since the previous report' },
-  speed: { unit: 'm/s', periodSeconds: 15, description: 'Vehicle speed' },
-  lat: { unit: 'lat', periodSeconds: 15, description: 'Latitude (WGS84)' },
-  lon: { unit: 'lon', periodSeconds: 15, description: 'Longitude (WGS84)' },
-  battery: { unit: '%', periodSeconds: 3600, description: 'Battery level' },
-} as const;
+  power: { unit: 'W', type: 'number', periodSeconds: 600, description: 'Instantaneous electrical power' },
+  energy: { unit: 'Wh', type: 'number', periodSeconds: 600, description: 'Cumulative energy counter' },
+  dim_level: { unit: '%', type: 'number', periodSeconds: 600, description: 'Light output as a share of full power' },
+  illuminance: { unit: 'lx', type: 'number', periodSeconds: 600, description: 'Light level measured at the luminaire' },
+  fault: { unit: null, type: 'boolean', periodSeconds: 600, description: 'A fault is present (lamp failure, controller fault); false when it is over' },
+  co2: { unit: 'ppm', type: 'number', periodSeconds: 300, description: 'Indoor CO2 concentration' },
+  temperature: { unit: 'Cel', type: 'number', periodSeconds: 300, description: 'Air temperature (room temperature for a heating controller)' },
+  setpoint: { unit: 'Cel', type: 'number', periodSeconds: 300, description: 'Heating setpoint temperature' },
+  humidity: { unit: '%RH', type: 'number', periodSeconds: 300, description: 'Relative humidity' },
+  pm2_5: { unit: 'ug/m3', type: 'number', periodSeconds: 300, description: 'Fine particulate matter (PM2.5)' },
+  occupancy: { unit: 'count', type: 'number', periodSeconds: 60, description: 'Occupied places (parking) or people (rooms)' },
+  presence: { unit: 'count', type: 'number', periodSeconds: 60, description: 'Detections since the previous report' },
+  speed: { unit: 'm/s', type: 'number', periodSeconds: 15, description: 'Vehicle speed' },
+  lat: { unit: 'lat', type: 'number', periodSeconds: 15, description: 'Latitude (WGS84)' },
+  lon: { unit: 'lon', type: 'number', periodSeconds: 15, description: 'Longitude (WGS84)' },
+  signal_state: { unit: null, type: 'number', periodSeconds: 60, description: 'Traffic-signal controller mode: 0 off, 1 normal cycle, 2 flashing amber, 3 manual, 4 priority in progress' },
+  battery: { unit: '%', type: 'number', periodSeconds: 3600, description: 'Battery level' },
+} as const satisfies Record<string, { unit: string | null; type: 'number' | 'boolean'; periodSeconds: number; description: string }>;
 
 export type MetricName = keyof typeof METRICS;
+
+export const isMetricName = (name: string): name is MetricName => Object.hasOwn(METRICS, name);
+
+/**
+ * What each kind of device reports (docs/devices.md): the simulator plays it, and a device's
+ * expected reporting period (for the silence alarm) is the shortest period of its metrics.
+ */
+export const METRICS_BY_KIND = {
+  LIGHT_POINT: ['power', 'energy', 'dim_level', 'illuminance', 'fault'],
+  PRESENCE_DETECTOR: ['presence', 'battery'],
+  AIR_QUALITY_SENSOR: ['co2', 'temperature', 'humidity', 'pm2_5', 'occupancy', 'battery'],
+  HEATING_CONTROLLER: ['temperature', 'setpoint'],
+  ENERGY_METER: ['power', 'energy'],
+  PARKING_FACILITY: ['occupancy'],
+  PARKING_SENSOR: ['occupancy', 'battery'],
+  BUS: ['speed', 'lat', 'lon'],
+  BUS_STOP: ['presence'],
+  TRAFFIC_SIGNAL_CONTROLLER: ['signal_state', 'fault'],
+} as const satisfies Record<string, readonly MetricName[]>;
+
+/** The period, in seconds, a device of `kind` is expected to report at; null for a kind that reports nothing. */
+export function expectedPeriodSeconds(kind: string): number | null {
+  const metrics: readonly MetricName[] | undefined = (METRICS_BY_KIND as Record<string, readonly MetricName[]>)[kind];
+  if (!metrics) return null;
+  return Math.min(...metrics.map((metric) => METRICS[metric].periodSeconds));
+}
 
 /** One SenML record (RFC 8428 JSON): base name/time on the first record, then name/unit/value. */
 export interface SenmlRecord {
@@ -33,14 +64,22 @@ export interface SenmlRecord {
   t?: number;
 }
 
-/** Builds a SenML pack for one device at one time (seconds since the epoch). */
-export function senmlPack(deviceUrn: string, time: number, values: Partial<Record<MetricName, number>>): SenmlRecord[] {
-  return Object.entries(values).map(([name, value], index) => ({
-    ...(index === 0 ? { bn: `${deviceUrn}:`, bt: time } : {}),
-    n: name,
-    u: METRICS[name as MetricName].unit,
-    v: value,
-  }));
+/** Builds a SenML pack for one device at one time (seconds since the epoch): `v` and the table's unit, or `vb` for a boolean metric. */
+export function senmlPack(deviceUrn: string, time: number, values: Partial<Record<MetricName, number | boolean>>): SenmlRecord[] {
+  return Object.entries(values).map(([name, value], index) => {
+    const metric = METRICS[name as MetricName];
+    return {
+      ...(index === 0 ? { bn: `${deviceUrn}:`, bt: time } : {}),
+      n: name,
+      ...(metric.unit === null ? {} : { u: metric.unit }),
+      ...(metric.type === 'boolean' ? { vb: Boolean(value) } : { v: Number(value) }),
+    };
+  });
 }
 
+/** The SenML base name of a device: `urn:dev:connecte:<equipmentId>:`. */
+export const deviceBaseName = (equipmentId: string) => `urn:dev:connecte:${equipmentId}:`;
+
 export const uplinkTopic = (collectivityId: string, equipmentId: string) => `connecte/${collectivityId}/${equipmentId}/up`;
+export const downlinkTopic = (collectivityId: string, equipmentId: string) => `connecte/${collectivityId}/${equipmentId}/down`;
+export const ackTopic = (collectivityId: string, equipmentId: string) => `connecte/${collectivityId}/${equipmentId}/ack`;
