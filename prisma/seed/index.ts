@@ -176,9 +176,10 @@ async function publishRegistrations(client: pg.PoolClient, plan: EquipmentPlan):
   const at = new Date().toISOString();
   const BATCH = 5000;
   for (let start = 0; start < plan.rows.length; start += BATCH) {
-    await publishEvents(
+    const batch = plan.rows.slice(start, start + BATCH);
+    const ids = await publishEvents(
       client,
-      plan.rows.slice(start, start + BATCH).map((r) => ({
+      batch.map((r) => ({
         topic: 'equipment.changed',
         collectivityId: r.collectivityId,
         payload: {
@@ -207,6 +208,13 @@ async function publishRegistrations(client: pg.PoolClient, plan: EquipmentPlan):
           },
         },
       })),
+    );
+    // Telemetry's seed: its directory as it stands once it has applied these events (it resumes
+    // after the newest), so that a fresh hub does not replay thousands of registrations first.
+    await client.query(
+      `INSERT INTO telemetry_devices (equipment_id, collectivity_id, kind, status, parent_id, event_id)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])`,
+      [batch.map((r) => r.id), batch.map((r) => r.collectivityId), batch.map((r) => r.kind), batch.map((r) => r.status), batch.map((r) => r.parentId), ids],
     );
   }
 }
