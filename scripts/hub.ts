@@ -97,6 +97,7 @@ connecte-hub is running
   metrics                      ${gatewayUrl}/metrics
   open data (DCAT catalogue)   ${gatewayUrl}/opendata/catalog.jsonld
   open data (equipment)        ${gatewayUrl}/opendata/equipment.geojson
+  HTTP ingest (SenML)          ${gatewayUrl}/ingest   (Authorization: Bearer <device token or ingest key>)
 ${SUBGRAPHS.map((s) => `  subgraph ${s.name.padEnd(20)}${subgraphUrl(s.name)}`).join('\n')}
   MQTT uplinks (simulator)     ${config.MQTT_URL}  connecte/<collectivityId>/<equipmentId>/up
 Development token: npm run token -- --role operator --collectivity chalons

@@ -1,244 +1,1344 @@
 /**
- * The live city simulator run by `npm start`: plays the territory's devices. Each device
- * publishes SenML uplinks over MQTT at its metric's period (night-time lighting, classroom
- * CO2, car-park occupancy, buses moving between stops), and now and then a light point
- * breaks down and is repaired through the gateway, so the control room sees a living city.
+ * The live city simulator run by `npm start`: plays the territory's devices (every kind of the
+ * metric table's METRICS_BY_KIND) over MQTT with real credentials, so the control room sees a
+ * living city: light points following the night and their dimming profile, classrooms' CO2
+ * rising during lessons, buildings heated and set back, car parks filling and emptying, buses
+ * moving, traffic signals cycling, batteries draining, and now and then a lamp failing or a
+ * controller flashing amber until it is repaired. Faults are only reported as telemetry
+ * (`fault: true`, then `false`): the alarms they raise put the asset in FAULT through the
+ * equipment domain, the simulator never writes equipment's status itself.
+ *
+ * Profiles are pure functions of the time (exported and unit-tested); counters (energy) are
+ * integrals of them from a fixed epoch, so they keep climbing across restarts of the simulator.
+ * docs/devices.md (section "The city simulator") describes what each kind reports.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfigOrExit, type Config } from '@connecte/shared/config';
 import { COLLECTIVITY_IDS, signDevelopmentToken } from '@connecte/shared/auth';
-import { METRICS, senmlPack, uplinkTopic, type MetricName } from '@connecte/shared/senml';
+import { METRICS, METRICS_BY_KIND, senmlPack, uplinkTopic, type MetricName } from '@connecte/shared/senml';
 
-const SIMULATED_KINDS = [
-  'LIGHT_POINT',
-  'PRESENCE_DETECTOR',
-  'AIR_QUALITY_SENSOR',
-  'HEATING_CONTROLLER',
-  'ENERGY_METER',
-  'PARKING_FACILITY',
-  'BUS',
-  'BUS_STOP',
-] as const;
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
 
-interface Device {
-  id: string;
-  kind: (typeof SIMULATED_KINDS)[number];
-  collectivityId: string;
-  lon: number;
-  lat: number;
-  powerW: number;
-  capacity: number;
-  energyWh: number;
-  nextDueMs: number;
-  periodMs: number;
-  targetStop: number;
+// ---------------------------------------------------------------------------------------------
+// Europe/Paris time. The EU rule (summer time from the last Sunday of March, 01:00 UTC, to the
+// last Sunday of October, 01:00 UTC) computed directly: Intl is far too slow for the energy
+// integrals below, which evaluate the lighting profile hundreds of thousands of times.
+
+function lastSundayAt0100Utc(year: number, month: number): number {
+  const lastDay = new Date(Date.UTC(year, month + 1, 0, 1));
+  return lastDay.getTime() - lastDay.getUTCDay() * DAY;
 }
 
-const SEARCH = `query Devices($after: String, $kinds: [EquipmentKind!]) {
-  equipmentSearch(filter: { kinds: $kinds, status: [IN_SERVICE] }, first: 1000, after: $after) {
+/** Summer-time starts and ends, sorted, 1996–2199 (the EU rule's years). */
+const DST_CHANGES: number[] = [];
+for (let year = 1996; year < 2200; year++) DST_CHANGES.push(lastSundayAt0100Utc(year, 2), lastSundayAt0100Utc(year, 9));
+
+/** Hours Europe/Paris is ahead of UTC at `ms`: 2 in summer time, else 1. */
+export function parisOffsetHours(ms: number): number {
+  // Binary search: the number of changes at or before `ms` is odd in summer time.
+  let low = 0;
+  let high = DST_CHANGES.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (DST_CHANGES[middle] <= ms) low = middle + 1;
+    else high = middle;
+  }
+  return low % 2 === 1 ? 2 : 1;
+}
+
+export interface ParisTime {
+  /** 0 Sunday … 6 Saturday. */
+  weekday: number;
+  /** Hour of the day with its fraction, 0 ≤ hour < 24. */
+  hour: number;
+  /** 1 for 1 January. */
+  dayOfYear: number;
+  /** Days since 1970-01-01 of the Paris calendar day (a key for per-day caches and traits). */
+  dayNumber: number;
+}
+
+/** Days since 1970-01-01 of 1 January of the year `dayNumber` falls in (civil calendar arithmetic, no Date). */
+function yearStartDay(dayNumber: number): number {
+  // Howard Hinnant's civil_from_days, reduced to the year.
+  const z = dayNumber + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const y = year - 1;
+  return 365 * y + Math.floor(y / 4) - Math.floor(y / 100) + Math.floor(y / 400) - 719_162;
+}
+
+/** The Paris wall clock at `ms`. Arithmetic only: it runs in the energy integrals' inner loops. */
+export function parisTime(ms: number): ParisTime {
+  const local = ms + parisOffsetHours(ms) * HOUR;
+  const dayNumber = Math.floor(local / DAY);
+  return {
+    weekday: (((dayNumber + 4) % 7) + 7) % 7,
+    hour: (local - dayNumber * DAY) / HOUR,
+    dayOfYear: dayNumber - yearStartDay(dayNumber) + 1,
+    dayNumber,
+  };
+}
+
+/** The instant of a Paris wall-clock time (`date` `YYYY-MM-DD`, `hour` with its fraction); the first of two in the autumn's repeated hour. */
+export function parisInstant(date: string, hour: number): number {
+  const naive = Date.parse(`${date}T00:00:00Z`) + hour * HOUR;
+  for (const offset of [2, 1]) {
+    if (parisOffsetHours(naive - offset * HOUR) === offset) return naive - offset * HOUR;
+  }
+  return naive - HOUR; // a wall-clock time skipped in spring: the instant an hour later
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sun over Châlons-en-Champagne (NOAA's approximate solar equations: a minute or two of
+// error, well within what a street-lighting astronomical clock needs).
+
+export const CHALONS = { lat: 48.9566, lon: 4.3631 };
+const RAD = Math.PI / 180;
+
+function solarAngles(dayOfYear: number, hourUtc: number) {
+  const g = ((2 * Math.PI) / 365) * (dayOfYear - 1 + (hourUtc - 12) / 24);
+  const equationOfTimeMinutes =
+    229.18 * (0.000075 + 0.001868 * Math.cos(g) - 0.032077 * Math.sin(g) - 0.014615 * Math.cos(2 * g) - 0.040849 * Math.sin(2 * g));
+  const declination =
+    0.006918 - 0.399912 * Math.cos(g) + 0.070257 * Math.sin(g) - 0.006758 * Math.cos(2 * g) + 0.000907 * Math.sin(2 * g) - 0.002697 * Math.cos(3 * g) + 0.00148 * Math.sin(3 * g);
+  return { equationOfTimeMinutes, declination };
+}
+
+/** Height of the sun above the horizon at `ms`, in degrees (negative at night). */
+export function solarElevation(ms: number): number {
+  const dayNumber = Math.floor(ms / DAY);
+  const hourUtc = (ms - dayNumber * DAY) / HOUR;
+  const dayOfYear = dayNumber - yearStartDay(dayNumber) + 1;
+  const { equationOfTimeMinutes, declination } = solarAngles(dayOfYear, hourUtc);
+  const solarMinutes = hourUtc * 60 + equationOfTimeMinutes + 4 * CHALONS.lon;
+  const hourAngle = (solarMinutes / 4 - 180) * RAD;
+  const lat = CHALONS.lat * RAD;
+  const cosZenith = Math.sin(lat) * Math.sin(declination) + Math.cos(lat) * Math.cos(declination) * Math.cos(hourAngle);
+  return 90 - Math.acos(Math.max(-1, Math.min(1, cosZenith))) / RAD;
+}
+
+const sunCache = new Map<number, { sunrise: number; sunset: number }>();
+
+/** Sunrise and sunset of a Paris day (the one `ms` falls in), in Paris hours of that day (e.g. 8.6 and 17.1 in January). */
+export function sunTimes(ms: number): { sunrise: number; sunset: number } {
+  return sunTimesOf(parisTime(ms));
+}
+
+function sunTimesOf({ dayNumber, dayOfYear }: ParisTime): { sunrise: number; sunset: number } {
+  const cached = sunCache.get(dayNumber);
+  if (cached) return cached;
+  const noon = dayNumber * DAY + 11 * HOUR;
+  const { equationOfTimeMinutes, declination } = solarAngles(dayOfYear, 11);
+  const lat = CHALONS.lat * RAD;
+  // The sun's centre 0.833° below the horizon: refraction and the disc's radius.
+  const cosHourAngle = Math.cos(90.833 * RAD) / (Math.cos(lat) * Math.cos(declination)) - Math.tan(lat) * Math.tan(declination);
+  const hourAngle = Math.acos(Math.max(-1, Math.min(1, cosHourAngle))) / RAD;
+  const offset = parisOffsetHours(noon);
+  const times = {
+    sunrise: (720 - 4 * (CHALONS.lon + hourAngle) - equationOfTimeMinutes) / 60 + offset,
+    sunset: (720 - 4 * (CHALONS.lon - hourAngle) - equationOfTimeMinutes) / 60 + offset,
+  };
+  sunCache.set(dayNumber, times);
+  return times;
+}
+
+/** Whether it is night at `ms` (between sunset and sunrise, Paris time). */
+export function isNight(ms: number): boolean {
+  const time = parisTime(ms);
+  const { sunrise, sunset } = sunTimesOf(time);
+  return time.hour < sunrise || time.hour >= sunset;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Street lighting. A light point's astronomical clock decides its output every five minutes:
+// off by day, 100 % at night, and for a dimmable one 40 % between 23:00 and 05:00 (the
+// territory's energy-saving profile), raised to 100 % for a while by its presence detector.
+
+export const LIGHT_STEP_MS = 5 * MINUTE;
+export const DIMMED_LEVEL = 40;
+/** How long a detection keeps a dimmed light point at full output. */
+export const PRESENCE_RAISE_MS = 2 * MINUTE;
+
+/** Light output in % that the profile sets at `ms` (constant over each five-minute step). */
+export function lightLevel(dimmable: boolean, ms: number): number {
+  const time = parisTime(ms - (ms % LIGHT_STEP_MS));
+  const { sunrise, sunset } = sunTimesOf(time);
+  const hour = time.hour;
+  if (hour >= sunrise && hour < sunset) return 0;
+  return dimmable && (hour >= 23 || hour < 5) ? DIMMED_LEVEL : 100;
+}
+
+/** Electrical power of a light point at `ms`, in W (an LED driver draws in proportion to its output). */
+export const lightPower = (powerW: number, dimmable: boolean, ms: number) => (powerW * lightLevel(dimmable, ms)) / 100;
+
+/** The counters' origin: 2024-01-01 00:00 Paris, before the first installation of the seed. */
+export const ENERGY_EPOCH_MS = Date.UTC(2023, 11, 31, 23);
+const STEPS_PER_DAY = DAY / LIGHT_STEP_MS;
+
+/**
+ * ∫ rate dt in rate·hours from ENERGY_EPOCH_MS to `ms`, the rate constant over each five-minute
+ * step (evaluated at the step's start). Non-decreasing for a non-negative rate, and the same on
+ * every run: the counters derived from it never go back when the simulator restarts.
+ */
+export class ProfileIntegral {
+  /** The integral at the start of each day since the epoch. */
+  private readonly days: number[] = [0];
+  private prefixDay = -1;
+  private prefix = new Float64Array(STEPS_PER_DAY + 1);
+
+  constructor(private readonly rate: (stepStart: number) => number) {}
+
+  at(ms: number): number {
+    if (ms <= ENERGY_EPOCH_MS) return 0;
+    const day = Math.floor((ms - ENERGY_EPOCH_MS) / DAY);
+    while (this.days.length <= day) {
+      const start = ENERGY_EPOCH_MS + (this.days.length - 1) * DAY;
+      let sum = 0;
+      for (let step = 0; step < STEPS_PER_DAY; step++) sum += this.rate(start + step * LIGHT_STEP_MS);
+      this.days.push(this.days[this.days.length - 1] + (sum * LIGHT_STEP_MS) / HOUR);
+    }
+    const dayStart = ENERGY_EPOCH_MS + day * DAY;
+    if (this.prefixDay !== day) {
+      // Many devices report within the same day: the day's steps are summed once.
+      this.prefix[0] = 0;
+      for (let step = 0; step < STEPS_PER_DAY; step++) this.prefix[step + 1] = this.prefix[step] + (this.rate(dayStart + step * LIGHT_STEP_MS) * LIGHT_STEP_MS) / HOUR;
+      this.prefixDay = day;
+    }
+    const step = Math.floor((ms - dayStart) / LIGHT_STEP_MS);
+    const stepStart = dayStart + step * LIGHT_STEP_MS;
+    return this.days[day] + this.prefix[step] + (this.rate(stepStart) * (ms - stepStart)) / HOUR;
+  }
+}
+
+const LIGHT_HOURS = {
+  dimmable: new ProfileIntegral((step) => lightLevel(true, step) / 100),
+  plain: new ProfileIntegral((step) => lightLevel(false, step) / 100),
+};
+
+/** A light point's energy counter at `ms`, in Wh: its rated power times its profile's hours at full output since the epoch. */
+export const lightEnergyWh = (powerW: number, dimmable: boolean, ms: number) => powerW * (dimmable ? LIGHT_HOURS.dimmable : LIGHT_HOURS.plain).at(ms);
+
+/**
+ * Light level at the luminaire, in lux: daylight (from the sun's height, with the day's cloud
+ * cover) plus the lamp's own light on the ground below it.
+ */
+export function illuminance(ms: number, lampLevel: number, cloudiness = 0.5): number {
+  const elevation = solarElevation(ms);
+  const daylight =
+    elevation >= 0 ? 400 + 100_000 * Math.sin(elevation * RAD) * (1 - 0.75 * cloudiness) : elevation > -6 ? 400 * Math.exp(elevation * 0.8) : 0.3;
+  return daylight + 0.25 * lampLevel;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schools, buildings, the weather.
+
+export type SchoolPeriod = 'LESSON' | 'RECESS' | 'LUNCH' | 'CLOSED';
+
+/**
+ * The school timetable: lessons 08:30–11:30 and 13:30–16:30 on Monday, Tuesday, Thursday and
+ * Friday, Wednesday morning only, with a recess at 10:00–10:15 and 15:00–15:15 (Paris time).
+ * School holidays are not modelled.
+ */
+export function schoolPeriod(ms: number): SchoolPeriod {
+  const { weekday, hour } = parisTime(ms);
+  if (weekday === 0 || weekday === 6) return 'CLOSED';
+  if (hour >= 8.5 && hour < 11.5) return hour >= 10 && hour < 10.25 ? 'RECESS' : 'LESSON';
+  if (weekday === 3) return 'CLOSED';
+  if (hour >= 11.5 && hour < 13.5) return 'LUNCH';
+  if (hour >= 13.5 && hour < 16.5) return hour >= 15 && hour < 15.25 ? 'RECESS' : 'LESSON';
+  return 'CLOSED';
+}
+
+export const isLesson = (ms: number) => schoolPeriod(ms) === 'LESSON';
+
+/** Whether a sports hall is in use: weekday evenings, Wednesday and Saturday afternoons, Saturday morning. */
+function sportsHallInUse(ms: number): boolean {
+  const { weekday, hour } = parisTime(ms);
+  if (weekday === 0) return false;
+  if (weekday === 6) return (hour >= 9 && hour < 12) || (hour >= 14 && hour < 18);
+  return (hour >= 17 && hour < 21.5) || (weekday === 3 && hour >= 13.5 && hour < 17.5);
+}
+
+/** Whether a building is open: a school on school days from 07:45 to 17:30 (Wednesday until 12:30), a sports hall 08:00–22:00 but Sunday afternoon. */
+export function buildingOpen(use: string, ms: number): boolean {
+  const { weekday, hour } = parisTime(ms);
+  if (use === 'SPORTS_HALL') return weekday === 0 ? hour >= 8 && hour < 13 : hour >= 8 && hour < 22;
+  if (weekday === 0 || weekday === 6) return false;
+  return hour >= 7.75 && hour < (weekday === 3 ? 12.5 : 17.5);
+}
+
+/** The heating setpoint: comfort from an hour before the building opens until it closes, eco otherwise (setback at night and at weekends). */
+export const heatingSetpoint = (use: string, ms: number, comfort = 19, eco = 16) =>
+  buildingOpen(use, ms) || buildingOpen(use, ms + HOUR) ? comfort : eco;
+
+/** The heating season: 15 October to 15 April. */
+export function heatingSeason(ms: number): boolean {
+  const { dayOfYear } = parisTime(ms);
+  return dayOfYear >= 288 || dayOfYear <= 105;
+}
+
+/** A typical outdoor temperature in Châlons, in °C: 3 °C mean in January, 19 °C in July, coldest before dawn. */
+export function outdoorTemperature(ms: number): number {
+  const { dayOfYear, hour } = parisTime(ms);
+  return 11 - 8 * Math.cos((2 * Math.PI * (dayOfYear - 20)) / 365) - 4 * Math.cos((2 * Math.PI * (hour - 4)) / 24);
+}
+
+export const OUTDOOR_CO2_PPM = 420;
+
+/**
+ * CO2 of a room after `seconds` with `people` breathing (`litresPerSecond` of CO2 each) and
+ * `airChangesPerHour` of outdoor air: the well-mixed room's exact solution over a constant step.
+ */
+export function co2After(co2: number, room: { volumeM3: number; people: number; litresPerSecond: number; airChangesPerHour: number }, seconds: number): number {
+  const rate = room.airChangesPerHour / 3600;
+  const equilibrium = OUTDOOR_CO2_PPM + (room.people * room.litresPerSecond * 1e3) / (room.volumeM3 * rate);
+  return equilibrium + (co2 - equilibrium) * Math.exp(-rate * seconds);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Car parks.
+
+/**
+ * Share of a car park's places occupied at `ms` (0–1): a smooth daily curve by type of facility
+ * and day of the week, shifted and scaled a little per facility by `seed` (0–1). Surface car
+ * parks fill with commuters on weekdays, underground ones (in the centre) with shoppers in the
+ * afternoon and on Saturday, on-street bays at lunch and in the evening; Sunday is quiet.
+ */
+export function parkingShare(type: string, ms: number, seed = 0.5): number {
+  const { weekday, hour } = parisTime(ms);
+  const h = hour - (seed - 0.5);
+  const rise = (at: number, width: number) => 1 / (1 + Math.exp(-(h - at) / width));
+  const bump = (centre: number, width: number, height: number) => height * Math.exp(-(((h - centre) / width) ** 2) / 2);
+  const open = (from: number, to: number, height: number) => height * rise(from, 0.5) * (1 - rise(to, 0.7));
+  const scale = 0.9 + 0.2 * seed;
+  const night = 0.06 + 0.06 * seed;
+  let share: number;
+  if (weekday === 0) share = night + open(10, 13, 0.25) + bump(16, 1.5, 0.08);
+  else if (weekday === 6) share = night + open(9.5, 19, type === 'SURFACE' ? 0.5 : 0.78) + bump(15.5, 1.5, 0.1);
+  else if (type === 'SURFACE') share = night + open(8.2, 17.8, 0.78) - bump(12.75, 0.6, 0.1);
+  else if (type === 'ON_STREET') share = night + open(8.8, 19.2, 0.55) + bump(12.25, 1, 0.2) + bump(20.5, 1.2, 0.15);
+  else share = night + open(9.3, 19, 0.6) + bump(16, 1.5, 0.18);
+  return Math.max(0.02, Math.min(0.98, night + (share - night) * scale));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batteries.
+
+/** Days a battery lasts, by kind. */
+const BATTERY_LIFE_DAYS: Partial<Record<string, number>> = { PRESENCE_DETECTOR: 4 * 365, AIR_QUALITY_SENSOR: 5 * 365, PARKING_SENSOR: 6 * 365 };
+
+/**
+ * Battery level in % at `ms` of a device whose battery lasts `lifeDays`: a slow drain to 30 %
+ * over 97 % of its life, then a quick fall to 3 % before it is replaced (back to 100 %). Each
+ * device is at its own point of the cycle (from its id), the same on every run.
+ */
+export function batteryLevel(id: string, ms: number, lifeDays: number): number {
+  const life = lifeDays * DAY;
+  const x = (((ms - ENERGY_EPOCH_MS + hash01(`${id}:battery`) * life) % life) + life) % life / life;
+  return x < 0.97 ? 100 - (70 * x) / 0.97 : 30 - (27 * (x - 0.97)) / 0.03;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomness: a device's fixed traits come from its id (the same on every run); noise comes
+// from a seeded generator.
+
+/** A number in [0, 1) from a string (FNV-1a). */
+export function hash01(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) / 2 ** 32;
+}
+
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+type Random = () => number;
+
+function poisson(random: Random, mean: number): number {
+  if (mean <= 0) return 0;
+  if (mean > 30) return Math.max(0, Math.round(mean + Math.sqrt(mean) * gaussian(random)));
+  const limit = Math.exp(-mean);
+  let count = 0;
+  for (let p = random(); p > limit; p *= random()) count++;
+  return count;
+}
+
+function gaussian(random: Random): number {
+  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+
+const round = (value: number, digits = 1) => Number(value.toFixed(digits));
+const clamp = (value: number, low: number, high: number) => Math.max(low, Math.min(high, value));
+
+// ---------------------------------------------------------------------------------------------
+// The devices.
+
+export type SimulatedKind = keyof typeof METRICS_BY_KIND;
+export const SIMULATED_KINDS = Object.keys(METRICS_BY_KIND) as SimulatedKind[];
+type Values = Partial<Record<MetricName, number | boolean>>;
+
+/** An asset as loaded from the gateway. */
+export interface DeviceSummary {
+  id: string;
+  kind: SimulatedKind;
+  collectivityId: string;
+  status: string;
+  parentId: string | null;
+  lon: number | null;
+  lat: number | null;
+  /** `details` as the gateway returns them (a generic kind's `attributes`). */
+  details: Record<string, unknown>;
+}
+
+interface World {
+  random: Random;
+  buildings: Map<string, Building>;
+  /** Light point id → until when its presence detector keeps it at full output. */
+  raisedUntil: Map<string, number>;
+  stops: { lon: number; lat: number }[];
+  buses: BusModel[];
+  parkingSensors: Map<string, ParkingSensorModel[]>;
+}
+
+interface Model {
+  /** Advances the device to `ms` and returns every metric of its kind. */
+  read(ms: number): Values;
+}
+
+/** Whether the model can break down (`fault`), and its state. */
+interface Faulty {
+  faultSince: number | null;
+  breakDown(ms: number): void;
+  repair(ms: number): void;
+}
+
+const isFaulty = (model: Model): model is Model & Faulty => 'faultSince' in model;
+
+class LightPointModel implements Model, Faulty {
+  faultSince: number | null = null;
+  /** Energy not drawn while failed: the counter stands still during a fault, and never goes back. */
+  private lostWh = 0;
+  private readonly powerW: number;
+  private readonly dimmable: boolean;
+
+  constructor(private readonly device: DeviceSummary, private readonly world: World) {
+    this.powerW = Number(device.details.powerW ?? 40);
+    this.dimmable = device.details.dimmable === true;
+  }
+
+  breakDown(ms: number) {
+    this.faultSince ??= ms;
+  }
+
+  repair(ms: number) {
+    if (this.faultSince === null) return;
+    this.lostWh += lightEnergyWh(this.powerW, this.dimmable, ms) - lightEnergyWh(this.powerW, this.dimmable, this.faultSince);
+    this.faultSince = null;
+  }
+
+  read(ms: number): Values {
+    const scheduled = lightLevel(this.dimmable, ms);
+    const raised = scheduled === DIMMED_LEVEL && (this.world.raisedUntil.get(this.device.id) ?? 0) > ms;
+    const level = raised ? 100 : scheduled;
+    const failed = this.faultSince !== null;
+    const energy = lightEnergyWh(this.powerW, this.dimmable, failed ? this.faultSince! : ms) - this.lostWh;
+    const cloudiness = hash01(`${parisTime(ms).dayNumber}:clouds`);
+    return {
+      power: failed ? 0 : round((this.powerW * level) / 100),
+      energy: round(energy),
+      dim_level: level,
+      illuminance: round(illuminance(ms, failed ? 0 : level, cloudiness) * (0.97 + 0.06 * this.world.random())),
+      fault: failed,
+    };
+  }
+}
+
+class PresenceDetectorModel implements Model {
+  private last: number | null = null;
+  private readonly sensitivity: number;
+
+  constructor(private readonly device: DeviceSummary, private readonly world: World) {
+    this.sensitivity = 0.4 + 1.2 * hash01(device.id);
+  }
+
+  read(ms: number): Values {
+    const minutes = this.last === null ? 1 : clamp((ms - this.last) / MINUTE, 0, 60);
+    this.last = ms;
+    const detections = poisson(this.world.random, presenceRatePerMinute(parisTime(ms).hour) * this.sensitivity * minutes);
+    const lightPointId = this.device.details.lightPointId;
+    if (detections > 0 && typeof lightPointId === 'string') this.world.raisedUntil.set(lightPointId, ms + PRESENCE_RAISE_MS);
+    return { presence: detections, battery: round(batteryLevel(this.device.id, ms, BATTERY_LIFE_DAYS.PRESENCE_DETECTOR!)) };
+  }
+}
+
+/** Detections per minute of a street presence detector, by Paris hour: quiet in the small hours, busy at the rush hours. */
+export function presenceRatePerMinute(hour: number): number {
+  if (hour < 5) return 0.15;
+  if (hour < 7) return 0.8;
+  if (hour < 9.5) return 3;
+  if (hour < 16.5) return 2;
+  if (hour < 19.5) return 3.5;
+  if (hour < 23) return 1.5;
+  return 0.4;
+}
+
+/** A building's air temperature, shared by its heating controller and its air-quality sensors. */
+class Building {
+  temperature: number;
+  private last: number;
+  readonly use: string;
+  readonly comfort: number;
+  readonly eco: number;
+
+  constructor(readonly id: string, details: Record<string, unknown>, controller: Record<string, unknown>, ms: number) {
+    this.use = String(details.use ?? 'SCHOOL');
+    this.comfort = Number(controller.comfortSetpointC ?? 19);
+    this.eco = Number(controller.ecoSetpointC ?? 16);
+    // Two days of history so a restart finds the building as it would be, not at a standstill.
+    this.last = ms - 2 * DAY;
+    this.temperature = this.eco;
+    this.advance(ms);
+  }
+
+  setpoint(ms: number) {
+    return heatingSetpoint(this.use, ms, this.comfort, this.eco);
+  }
+
+  advance(ms: number) {
+    while (this.last < ms) {
+      const step = Math.min(5 * MINUTE, ms - this.last);
+      const at = this.last;
+      const setpoint = this.setpoint(at);
+      const free = outdoorTemperature(at) + 4;
+      const hours = step / HOUR;
+      if (!heatingSeason(at) || free >= setpoint) this.temperature += (free + 1 - this.temperature) * (1 - Math.exp(-hours / 8));
+      else if (this.temperature < setpoint) this.temperature += (setpoint + 0.3 - this.temperature) * (1 - Math.exp(-hours / 1.2));
+      else this.temperature = Math.max(setpoint - 0.1, this.temperature + (free - this.temperature) * (1 - Math.exp(-hours / 10)));
+      this.last = at + step;
+    }
+  }
+}
+
+class HeatingControllerModel implements Model {
+  constructor(private readonly building: Building, private readonly world: World) {}
+
+  read(ms: number): Values {
+    this.building.advance(ms);
+    return { temperature: round(this.building.temperature + 0.1 * gaussian(this.world.random)), setpoint: this.building.setpoint(ms) };
+  }
+}
+
+/** An air-quality sensor: a classroom (CO2 following lessons, breaks and airing) or a sports hall's room. */
+class AirQualityModel implements Model {
+  private co2 = OUTDOOR_CO2_PPM + 30;
+  private last: number;
+  private airingUntil = 0;
+  private readonly classroom: boolean;
+  private readonly volumeM3: number;
+  private readonly leakAch: number;
+  private readonly pupils: number;
+  private readonly airingAbove: number;
+
+  constructor(private readonly device: DeviceSummary, private readonly building: Building | undefined, private readonly world: World, ms: number) {
+    this.classroom = /^Classe\b/.test(String(device.details.room ?? '')) || building?.use === 'SCHOOL';
+    const trait = hash01(device.id);
+    this.volumeM3 = this.classroom ? 150 + 60 * trait : 1500 + 2500 * trait;
+    // Closed windows: old classrooms leak 0.7 air changes an hour, renovated ones with ventilation 2.5.
+    this.leakAch = 0.7 + 1.8 * hash01(`${device.id}:ach`);
+    this.pupils = 20 + Math.floor(9 * hash01(`${device.id}:pupils`));
+    // Teachers open the windows when the room's CO2 display passes a threshold of their own.
+    this.airingAbove = 1300 + 700 * hash01(`${device.id}:airing`);
+    this.last = ms - 6 * HOUR;
+    this.advance(ms);
+  }
+
+  /** People in the room at `ms`. */
+  private occupants(ms: number): number {
+    if (this.classroom) {
+      if (!isLesson(ms)) return 0;
+      const { dayNumber, hour } = parisTime(ms);
+      return this.pupils + 1 - Math.floor(3 * hash01(`${this.device.id}:${dayNumber}:${hour < 12}`));
+    }
+    return sportsHallInUse(ms) ? 8 + Math.floor(18 * hash01(`${this.device.id}:${parisTime(ms).dayNumber}`)) : 0;
+  }
+
+  private airChanges(ms: number, people: number): number {
+    if (ms < this.airingUntil) return 6;
+    if (this.classroom) {
+      const period = schoolPeriod(ms);
+      if (period === 'RECESS') return 6;
+      if (period === 'LUNCH' && parisTime(ms).hour < 11.75) return 6;
+    }
+    return people > 0 && !this.classroom ? this.leakAch + 1 : this.leakAch;
+  }
+
+  private advance(ms: number) {
+    while (this.last < ms) {
+      const step = Math.min(MINUTE, ms - this.last);
+      const at = this.last;
+      const people = this.occupants(at);
+      if (people > 0 && this.classroom && this.co2 > this.airingAbove && at >= this.airingUntil) this.airingUntil = at + 10 * MINUTE;
+      this.co2 = co2After(
+        this.co2,
+        { volumeM3: this.volumeM3, people, litresPerSecond: this.classroom ? 0.0045 : 0.012, airChangesPerHour: this.airChanges(at, people) },
+        step / 1000,
+      );
+      this.last = at + step;
+    }
+  }
+
+  read(ms: number): Values {
+    this.advance(ms);
+    const people = this.occupants(ms);
+    const random = this.world.random;
+    this.building?.advance(ms);
+    const roomTemperature = (this.building?.temperature ?? 19) + (people > 0 ? 0.8 : 0);
+    const outdoorPm = 7 + 5 * Math.exp(-(((parisTime(ms).hour - 8.5) / 1.5) ** 2) / 2) + (heatingSeason(ms) ? 4 : 0);
+    return {
+      co2: Math.round(this.co2 * (1 + 0.01 * gaussian(random))),
+      temperature: round(roomTemperature + 0.15 * gaussian(random)),
+      humidity: round(clamp(40 + (6 * (this.co2 - OUTDOOR_CO2_PPM)) / 1000 + 1.5 * gaussian(random), 20, 80)),
+      pm2_5: round(Math.max(1, 0.6 * outdoorPm + (people > 0 ? 3 : 0) + gaussian(random))),
+      occupancy: people,
+      battery: round(batteryLevel(this.device.id, ms, BATTERY_LIFE_DAYS.AIR_QUALITY_SENSOR!)),
+    };
+  }
+}
+
+/** Power of a building's meter per m² at `ms`, in W: electricity (lights, equipment) or heat (gas, district heating). */
+export function buildingPowerPerM2(use: string, carrier: string, ms: number): number {
+  const open = buildingOpen(use, ms);
+  if (carrier === 'ELECTRICITY') return 1.5 + (open ? (use === 'SPORTS_HALL' ? 6 : 8) : 0);
+  const hotWater = use === 'SPORTS_HALL' ? 3 : 1;
+  if (!heatingSeason(ms)) return hotWater;
+  const comfort = open || buildingOpen(use, ms + HOUR);
+  return hotWater + (comfort ? 45 : 18) * Math.max(0, 18 - outdoorTemperature(ms)) / 15;
+}
+
+const meterIntegrals = new Map<string, ProfileIntegral>();
+
+class EnergyMeterModel implements Model {
+  private readonly integral: ProfileIntegral;
+  private readonly use: string;
+  private readonly carrier: string;
+  private readonly areaM2: number;
+
+  constructor(device: DeviceSummary, building: Record<string, unknown> | undefined, ms: number) {
+    this.use = String(building?.use ?? 'SCHOOL');
+    this.carrier = String(device.details.carrier ?? 'ELECTRICITY');
+    this.areaM2 = Number(building?.heatedAreaM2 ?? 1000);
+    const key = `${this.use}/${this.carrier === 'ELECTRICITY' ? 'ELECTRICITY' : 'HEAT'}`;
+    let integral = meterIntegrals.get(key);
+    if (!integral) {
+      const use = this.use;
+      const carrier = this.carrier;
+      integral = new ProfileIntegral((step) => buildingPowerPerM2(use, carrier, step));
+      meterIntegrals.set(key, integral);
+    }
+    this.integral = integral;
+    this.integral.at(ms);
+  }
+
+  read(ms: number): Values {
+    const step = ms - (ms % LIGHT_STEP_MS);
+    return { power: Math.round(this.areaM2 * buildingPowerPerM2(this.use, this.carrier, step)), energy: Math.round(this.areaM2 * this.integral.at(ms)) };
+  }
+}
+
+class ParkingFacilityModel implements Model {
+  private readonly capacity: number;
+  private readonly type: string;
+
+  constructor(private readonly device: DeviceSummary, private readonly world: World) {
+    this.capacity = Number(device.details.capacity ?? 200);
+    this.type = String(device.details.type ?? 'SURFACE');
+  }
+
+  read(ms: number): Values {
+    // An on-street sector counts its bays' sensors when they are played; otherwise its own curve.
+    const sensors = this.world.parkingSensors.get(this.device.id);
+    if (sensors?.length) {
+      const occupied = sensors.reduce((sum, sensor) => sum + sensor.occupiedAt(ms), 0);
+      return { occupancy: Math.round((occupied * this.capacity) / sensors.length) };
+    }
+    const share = parkingShare(this.type, ms, hash01(this.device.id)) * (1 + 0.03 * gaussian(this.world.random));
+    return { occupancy: Math.round(clamp(share, 0, 1) * this.capacity) };
+  }
+}
+
+/** One bay: a car arrives and leaves at random, at rates that keep its occupancy near its sector's curve. */
+class ParkingSensorModel implements Model {
+  private occupied: boolean;
+  private last: number;
+  private readonly type: string;
+  private readonly seed: number;
+
+  constructor(private readonly device: DeviceSummary, facility: Record<string, unknown> | undefined, private readonly world: World, ms: number) {
+    this.type = String(facility?.type ?? 'ON_STREET');
+    this.seed = hash01(String(device.parentId ?? device.id));
+    this.occupied = world.random() < parkingShare(this.type, ms, this.seed);
+    this.last = ms;
+  }
+
+  occupiedAt(ms: number): number {
+    while (this.last < ms) {
+      const step = Math.min(MINUTE, ms - this.last);
+      const share = parkingShare(this.type, this.last, this.seed);
+      const leaveRate = 1 / 75; // stays of 75 minutes on average, per minute
+      const arriveRate = (leaveRate * share) / (1 - share);
+      const rate = this.occupied ? leaveRate : arriveRate;
+      if (this.world.random() < 1 - Math.exp((-rate * step) / MINUTE)) this.occupied = !this.occupied;
+      this.last += step;
+    }
+    return this.occupied ? 1 : 0;
+  }
+
+  read(ms: number): Values {
+    return { occupancy: this.occupiedAt(ms), battery: round(batteryLevel(this.device.id, ms, BATTERY_LIFE_DAYS.PARKING_SENSOR!)) };
+  }
+}
+
+const METRES_PER_DEGREE_LAT = 111_320;
+const metresPerDegreeLon = (lat: number) => 111_320 * Math.cos(lat * RAD);
+
+function distanceMetres(a: { lon: number; lat: number }, b: { lon: number; lat: number }) {
+  return Math.hypot((b.lon - a.lon) * metresPerDegreeLon(a.lat), (b.lat - a.lat) * METRES_PER_DEGREE_LAT);
+}
+
+/** Buses run 05:30–21:30: from stop to nearby stop at 7–12 m/s, dwelling 20–40 s at each; outside service hours they stand still. */
+export class BusModel implements Model {
+  lon: number;
+  lat: number;
+  speed = 0;
+  private last: number | null = null;
+  private target: number | null = null;
+  private previous: number | null = null;
+  private dwellUntil = 0;
+
+  constructor(device: DeviceSummary, private readonly world: World) {
+    this.lon = device.lon ?? CHALONS.lon;
+    this.lat = device.lat ?? CHALONS.lat;
+  }
+
+  private nextStop(): number | null {
+    const stops = this.world.stops;
+    if (stops.length === 0) return null;
+    const nearest = stops
+      .map((stop, index) => ({ index, distance: distanceMetres(this, stop) }))
+      .filter(({ index, distance }) => index !== this.previous && distance > 5)
+      .sort((a, b) => a.distance - b.distance)
+      .slice(0, 4);
+    return nearest.length ? nearest[Math.floor(this.world.random() * nearest.length)].index : null;
+  }
+
+  read(ms: number): Values {
+    let seconds = this.last === null ? 0 : clamp((ms - this.last) / 1000, 0, 3600);
+    this.last = ms;
+    const { hour } = parisTime(ms);
+    let travelled = 0;
+    let moving = 0;
+    if (hour >= 5.5 && hour < 21.5) {
+      while (seconds > 0) {
+        if (ms - seconds * 1000 < this.dwellUntil) {
+          const wait = Math.min(seconds, (this.dwellUntil - (ms - seconds * 1000)) / 1000);
+          seconds -= wait;
+          continue;
+        }
+        this.target ??= this.nextStop();
+        if (this.target === null) break;
+        const stop = this.world.stops[this.target];
+        const cruise = 7 + 5 * this.world.random();
+        const distance = distanceMetres(this, stop);
+        const time = Math.min(seconds, distance / cruise);
+        const fraction = distance > 0 ? (cruise * time) / distance : 1;
+        this.lon += (stop.lon - this.lon) * fraction;
+        this.lat += (stop.lat - this.lat) * fraction;
+        travelled += cruise * time;
+        moving += time;
+        seconds -= time;
+        if (fraction >= 1 - 1e-9) {
+          this.previous = this.target;
+          this.target = null;
+          this.dwellUntil = ms - seconds * 1000 + (20 + 20 * this.world.random()) * 1000;
+        }
+      }
+    }
+    // The speed reported is the bus's at the time of the report: zero while it dwells at a stop.
+    this.speed = ms < this.dwellUntil || moving === 0 ? 0 : travelled / moving;
+    return { speed: round(this.speed), lat: round(this.lat, 6), lon: round(this.lon, 6) };
+  }
+}
+
+class BusStopModel implements Model {
+  private last: number | null = null;
+
+  constructor(private readonly device: DeviceSummary, private readonly world: World) {}
+
+  read(ms: number): Values {
+    const minutes = this.last === null ? 1 : clamp((ms - this.last) / MINUTE, 0, 60);
+    this.last = ms;
+    const { hour } = parisTime(ms);
+    const rate = hour < 5.5 || hour >= 21.5 ? 0.02 : 0.5 * presenceRatePerMinute(hour) * (0.5 + hash01(this.device.id));
+    return { presence: poisson(this.world.random, rate * minutes) };
+  }
+}
+
+/**
+ * A signalised intersection: its normal cycle, flashing amber at night on two-phase crossings
+ * (00:30–05:00), bus priority while a bus is close, flashing amber with `fault` when it fails.
+ */
+class TrafficSignalModel implements Model, Faulty {
+  faultSince: number | null = null;
+  private readonly nightFlashing: boolean;
+  private readonly busPriority: boolean;
+
+  constructor(private readonly device: DeviceSummary, private readonly world: World) {
+    this.nightFlashing = Number(device.details.phases ?? 4) <= 2;
+    this.busPriority = device.details.busPriority !== false;
+  }
+
+  breakDown(ms: number) {
+    this.faultSince ??= ms;
+  }
+
+  repair() {
+    this.faultSince = null;
+  }
+
+  read(ms: number): Values {
+    if (this.faultSince !== null) return { signal_state: 2, fault: true };
+    const here = { lon: this.device.lon ?? 0, lat: this.device.lat ?? 0 };
+    if (this.busPriority && this.world.buses.some((bus) => bus.speed > 0 && distanceMetres(here, bus) < 80)) return { signal_state: 4, fault: false };
+    const { hour } = parisTime(ms);
+    return { signal_state: this.nightFlashing && hour >= 0.5 && hour < 5 ? 2 : 1, fault: false };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading the territory and getting credentials, through the gateway.
+
+const SEARCH = `query SimulatorDevices($after: String, $kinds: [EquipmentKind!]) {
+  equipmentSearch(filter: { kinds: $kinds, status: [IN_SERVICE, FAULT] }, first: 1000, after: $after) {
     pageInfo { hasNextPage endCursor }
-    edges { node { id kind collectivity { id } location { coordinates }
-      details { ... on LightPointDetails { powerW } ... on ParkingFacilityDetails { capacity } } } }
+    edges { node { id kind status collectivity { id } parent { id } location { coordinates }
+      details {
+        ... on LightPointDetails { powerW dimmable }
+        ... on PresenceDetectorDetails { lightPointId detectionRangeM }
+        ... on ParkingFacilityDetails { capacity type }
+        ... on BuildingDetails { use heatedAreaM2 }
+        ... on TrafficSignalControllerDetails { phases busPriority }
+        ... on BusDetails { capacity }
+        ... on GenericDetails { attributes }
+      } } }
   }
 }`;
 
-async function graphql(url: string, token: string, query: string, variables: Record<string, unknown>) {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: any; errors?: { message: string }[] };
-  if (body.errors?.length) throw new Error(body.errors.map((e) => e.message).join('; '));
+interface GraphQLAnswer<T> {
+  data?: T;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+/** A failure worth retrying at start: the gateway not answering yet, or a service (the broker) not available. */
+class NotYetError extends Error {}
+
+async function graphql<T>(url: string, token: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch (error) {
+    throw new NotYetError(`${url} does not answer: ${(error as Error).message}`);
+  }
+  const text = await response.text();
+  let body: GraphQLAnswer<T>;
+  try {
+    body = JSON.parse(text) as GraphQLAnswer<T>;
+  } catch {
+    const message = `${url} answered ${response.status}: ${text.slice(0, 200)}`;
+    throw response.status >= 502 ? new NotYetError(message) : new Error(message);
+  }
+  if (body.errors?.length) {
+    const message = body.errors.map((e) => e.message).join('; ');
+    throw body.errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE') ? new NotYetError(message) : new Error(message);
+  }
+  if (!body.data) throw new Error(`${url} answered ${response.status} without data`);
   return body.data;
 }
 
-const KIND_PERIOD: Record<Device['kind'], MetricName> = {
-  LIGHT_POINT: 'power',
-  PRESENCE_DETECTOR: 'presence',
-  AIR_QUALITY_SENSOR: 'co2',
-  HEATING_CONTROLLER: 'temperature',
-  ENERGY_METER: 'energy',
-  PARKING_FACILITY: 'occupancy',
-  BUS: 'speed',
-  BUS_STOP: 'presence',
-};
+interface SearchNode {
+  id: string;
+  kind: string;
+  status: string;
+  collectivity: { id: string };
+  parent: { id: string } | null;
+  location: { coordinates: [number, number] } | null;
+  details: (Record<string, unknown> & { attributes?: Record<string, unknown> }) | null;
+}
 
-async function loadDevices(gatewayUrl: string, token: string): Promise<Device[]> {
-  const devices: Device[] = [];
+interface SearchPage {
+  equipmentSearch: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: { node: SearchNode }[] };
+}
+
+/** The simulated kinds' assets in service or in fault, and the buildings (for their use and area). */
+async function loadTerritory(gatewayUrl: string, token: string): Promise<{ devices: DeviceSummary[]; buildings: Map<string, Record<string, unknown>> }> {
+  const devices: DeviceSummary[] = [];
+  const buildings = new Map<string, Record<string, unknown>>();
   let after: string | null = null;
-  const now = Date.now();
   do {
-    const data: any = await graphql(gatewayUrl, token, SEARCH, { after, kinds: SIMULATED_KINDS });
-    for (const { node } of data.equipmentSearch.edges) {
-      if (!node.location) continue;
-      const periodMs = METRICS[KIND_PERIOD[node.kind as Device['kind']]].periodSeconds * 1000;
+    const page: SearchPage = await graphql<SearchPage>(gatewayUrl, token, SEARCH, { after, kinds: [...SIMULATED_KINDS, 'BUILDING'] });
+    for (const { node } of page.equipmentSearch.edges) {
+      const details = node.details?.attributes ?? node.details ?? {};
+      if (node.kind === 'BUILDING') {
+        buildings.set(node.id, details);
+        continue;
+      }
       devices.push({
         id: node.id,
-        kind: node.kind,
+        kind: node.kind as SimulatedKind,
         collectivityId: node.collectivity.id,
-        lon: node.location.coordinates[0],
-        lat: node.location.coordinates[1],
-        powerW: node.details?.powerW ?? 40,
-        capacity: node.details?.capacity ?? 200,
-        energyWh: 0,
-        // Spread first reports over one period so the broker sees a steady stream.
-        nextDueMs: now + Math.random() * periodMs,
-        periodMs,
-        targetStop: 0,
+        status: node.status,
+        parentId: node.parent?.id ?? null,
+        lon: node.location?.coordinates[0] ?? null,
+        lat: node.location?.coordinates[1] ?? null,
+        details,
       });
     }
-    after = data.equipmentSearch.pageInfo.hasNextPage ? data.equipmentSearch.pageInfo.endCursor : null;
+    after = page.equipmentSearch.pageInfo.hasNextPage ? page.equipmentSearch.pageInfo.endCursor : null;
   } while (after);
-  return devices;
+  devices.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { devices, buildings };
 }
 
-/** Hour of day in Europe/Paris: lighting and occupancy follow the territory's clock. */
-function parisHour(date: Date): number {
-  const parts = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: 'numeric', minute: 'numeric', hourCycle: 'h23' }).formatToParts(date);
-  const hour = Number(parts.find((p) => p.type === 'hour')?.value ?? 0);
-  return hour + Number(parts.find((p) => p.type === 'minute')?.value ?? 0) / 60;
+/** The label of the simulator's ingest keys: a restart revokes the keys of its previous run. */
+export const INGEST_KEY_LABEL = 'city simulator';
+
+interface Secret {
+  token: string;
+  mqttUsername: string;
 }
 
-function reading(device: Device, stops: Device[], now: Date): Partial<Record<MetricName, number>> {
-  const hour = parisHour(now);
-  const night = hour >= 17.5 || hour < 7.5;
-  const schoolHours = hour >= 8 && hour < 17;
-  const round = (value: number, digits = 1) => Number(value.toFixed(digits));
-  switch (device.kind) {
-    case 'LIGHT_POINT': {
-      // Lights dim to 40 % in the middle of the night, the territory's energy-saving profile.
-      const dim = !night ? 0 : hour >= 23 || hour < 5 ? 40 : 100;
-      const power = (device.powerW * dim) / 100;
-      device.energyWh += (power * device.periodMs) / 3_600_000;
-      return { power: round(power), energy: round(device.energyWh), dim_level: dim };
-    }
-    case 'PRESENCE_DETECTOR':
-    case 'BUS_STOP':
-      return { presence: Math.round(Math.random() * (night ? 2 : 12)) };
-    case 'AIR_QUALITY_SENSOR':
-      return {
-        co2: Math.round(schoolHours ? 650 + Math.random() * 900 : 420 + Math.random() * 80),
-        temperature: round(schoolHours ? 19 + Math.random() * 2.5 : 16 + Math.random() * 2),
-        humidity: round(40 + Math.random() * 15),
-        pm2_5: round(4 + Math.random() * 12),
-      };
-    case 'HEATING_CONTROLLER':
-      return { temperature: round(schoolHours ? 19.5 + Math.random() : 16 + Math.random()) };
-    case 'ENERGY_METER': {
-      const power = schoolHours ? 8_000 + Math.random() * 12_000 : 1_500 + Math.random() * 1_000;
-      device.energyWh += (power * device.periodMs) / 3_600_000;
-      return { power: Math.round(power), energy: Math.round(device.energyWh) };
-    }
-    case 'PARKING_FACILITY': {
-      const busy = hour >= 9 && hour < 19 ? 0.55 + Math.random() * 0.4 : 0.1 + Math.random() * 0.2;
-      return { occupancy: Math.round(device.capacity * busy) };
-    }
-    case 'BUS': {
-      if (stops.length === 0) return { speed: 0, lat: device.lat, lon: device.lon };
-      const stop = stops[device.targetStop % stops.length];
-      const metresPerDegLat = 111_320;
-      const metresPerDegLon = 111_320 * Math.cos((device.lat * Math.PI) / 180);
-      const dx = (stop.lon - device.lon) * metresPerDegLon;
-      const dy = (stop.lat - device.lat) * metresPerDegLat;
-      const distance = Math.hypot(dx, dy);
-      const speed = 6 + Math.random() * 5;
-      const step = speed * (device.periodMs / 1000);
-      if (distance <= step) {
-        device.lon = stop.lon;
-        device.lat = stop.lat;
-        device.targetStop = Math.floor(Math.random() * stops.length);
-        return { speed: 0, lat: round(device.lat, 6), lon: round(device.lon, 6) };
-      }
-      device.lon += (dx / distance) * (step / metresPerDegLon);
-      device.lat += (dy / distance) * (step / metresPerDegLat);
-      return { speed: round(speed), lat: round(device.lat, 6), lon: round(device.lon, 6) };
+async function issueIngestKey(gatewayUrl: string, token: string, collectivityId: string): Promise<Secret> {
+  const { ingestKeys } = await graphql<{ ingestKeys: { id: string; label: string; revokedAt: string | null }[] }>(
+    gatewayUrl,
+    token,
+    'query($c: ID!) { ingestKeys(collectivityId: $c) { id label revokedAt } }',
+    { c: collectivityId },
+  );
+  for (const key of ingestKeys.filter((k) => k.label === INGEST_KEY_LABEL && k.revokedAt === null)) {
+    await graphql(gatewayUrl, token, 'mutation($id: ID!) { revokeIngestKey(id: $id) { id revokedAt } }', { id: key.id });
+  }
+  const { issueIngestKey } = await graphql<{ issueIngestKey: { secret: Secret } }>(
+    gatewayUrl,
+    token,
+    'mutation($c: ID!, $label: String!) { issueIngestKey(collectivityId: $c, label: $label) { key { id } secret { token mqttUsername } } }',
+    { c: collectivityId, label: INGEST_KEY_LABEL },
+  );
+  return issueIngestKey.secret;
+}
+
+async function issueDeviceCredential(gatewayUrl: string, token: string, equipmentId: string): Promise<Secret> {
+  // Issuing revokes the device's previous credential (the simulator's last run's) at once.
+  const { issueDeviceCredential } = await graphql<{ issueDeviceCredential: { secret: Secret } }>(
+    gatewayUrl,
+    token,
+    'mutation($id: ID!) { issueDeviceCredential(equipmentId: $id) { credential { id } secret { token mqttUsername } } }',
+    { id: equipmentId },
+  );
+  return issueDeviceCredential.secret;
+}
+
+/** Runs `step` again while it fails with NotYetError (docker-compose starts the simulator with the gateway, not once it is ready), until `deadline`. */
+async function whenReady<T>(what: string, step: () => Promise<T>, deadline: number, log: (message: string) => void): Promise<T> {
+  let said = false;
+  for (;;) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!(error instanceof NotYetError) || Date.now() > deadline) throw error;
+      if (!said) log(`[simulator] waiting to ${what}: ${error.message}`);
+      said = true;
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
     }
   }
+}
+
+/**
+ * One MQTT connection with its credentials: QoS 1 and a persistent session under a stable client
+ * id. It retries a refused CONNACK: the broker may learn of a credential just issued a moment later.
+ */
+async function connect(url: string, clientId: string, secret: Secret, log: (message: string) => void, timeoutMs: number): Promise<MqttClient> {
+  const options: IClientOptions = {
+    clientId,
+    clean: false,
+    username: secret.mqttUsername,
+    password: secret.token,
+    reconnectPeriod: 1_000,
+    reconnectOnConnackError: true,
+    connectTimeout: 10_000,
+  };
+  const client = mqtt.connect(url, options);
+  let lastError: Error | null = null;
+  let reported = false;
+  client.on('error', (error) => {
+    lastError = error;
+    // Said once per outage, not on every retry.
+    if (!reported && client.connected === false) log(`[simulator] ${clientId}: ${error.message} (retrying)`);
+    reported = true;
+  });
+  client.on('connect', () => (reported = false));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${clientId} could not connect to ${url} within ${timeoutMs / 1000} s${lastError ? `: ${(lastError as Error).message}` : ''}`)),
+        timeoutMs,
+      );
+      client.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await client.endAsync(true);
+    throw error;
+  }
+  return client;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulator.
+
+export interface FaultRates {
+  /** Mean simulated seconds between two lamp failures somewhere in the territory; 0: none. Default 900. */
+  lightMeanSeconds?: number;
+  /** Mean simulated seconds between two traffic-signal controller faults; 0: none. Default 21,600. */
+  signalMeanSeconds?: number;
+  /** Simulated seconds a repair takes (random faults: between half and one and a half of it). Default 2,700. */
+  repairSeconds?: number;
 }
 
 export interface SimulatorOptions {
   config: Config;
+  /** The gateway's `/graphql`: the territory is read, and credentials issued, through it. */
   gatewayUrl: string;
-  /** Faults: how often a light point breaks down (ms); 0 disables them. */
-  faultEveryMs?: number;
-  repairAfterMs?: number;
-  /** Multiplies the pace of reports (tests run the city faster). */
+  /** The clock (ms since the epoch); `Date.now` by default. */
+  now?: () => number;
+  /** Simulated time runs this many times faster than `now()` from the start (tests: give a `now` far enough in the past). */
   speed?: number;
+  faults?: FaultRates;
+  /** Light points or traffic-signal controllers to break down at once (repaired after `faults.repairSeconds`). */
+  breakDown?: string[];
+  /** Which loaded assets to play (all by default); called in id order. */
+  select?: (device: DeviceSummary) => boolean;
+  /** How many light points publish with device credentials of their own instead of their collectivity's ingest key (default 3). */
+  ownCredentials?: number;
+  /** Prefix of the stable MQTT client ids (default `connecte-simulator`). */
+  clientIdPrefix?: string;
+  /** Seed of the noise (random by default). */
+  seed?: number;
+  /** How long to wait for each MQTT connection (default 30 s). */
+  connectTimeoutMs?: number;
+  /** How long to keep trying while the gateway does not answer or the broker is not available (default 120 s). */
+  startupTimeoutMs?: number;
   log?: (message: string) => void;
 }
 
-export async function startSimulator(options: SimulatorOptions) {
-  const { config, gatewayUrl, faultEveryMs = 120_000, repairAfterMs = 300_000, speed = 1, log = console.log } = options;
-  // A token lives at most JWT_MAX_LIFETIME_SECONDS: a fresh one replaces it halfway (at least twice a day).
-  const mint = () =>
-    signDevelopmentToken(
-      { sub: 'city-simulator', roles: ['operator'], collectivities: [...COLLECTIVITY_IDS], expiresIn: config.JWT_MAX_LIFETIME_SECONDS },
-      config,
-    );
-  let token = await mint();
-  const devices = await loadDevices(gatewayUrl, token);
-  const stops = devices.filter((d) => d.kind === 'BUS_STOP');
-  const client: MqttClient = await mqtt.connectAsync(config.MQTT_URL, { clientId: `connecte-simulator-${process.pid}`, reconnectPeriod: 2_000 });
-  let published = 0;
-  log(`[simulator] playing ${devices.length} devices over ${config.MQTT_URL}`);
+interface Played {
+  device: DeviceSummary;
+  model: Model;
+  periodMs: number;
+  nextDue: number;
+  lastSent: Partial<Record<MetricName, number>>;
+  client: MqttClient;
+  topic: string;
+  repairAt: number | null;
+}
 
-  const tick = setInterval(() => {
-    const now = Date.now();
-    for (const device of devices) {
-      if (device.nextDueMs > now) continue;
-      device.nextDueMs = now + device.periodMs / speed;
-      const pack = senmlPack(`urn:dev:connecte:${device.id}`, Math.floor(now / 1000), reading(device, stops, new Date(now)));
-      client.publish(uplinkTopic(device.collectivityId, device.id), JSON.stringify(pack), { qos: 1 });
-      published++;
+export interface RunningSimulator {
+  /** Number of assets played. */
+  devices: number;
+  /** Ids of the assets played, by kind. */
+  deviceIds(kind?: SimulatedKind): string[];
+  /** Light points publishing with credentials of their own. */
+  ownCredentialDevices: string[];
+  /** Uplinks the broker has acknowledged. */
+  published(): number;
+  /** The simulated time now (ms). */
+  time(): number;
+  /** Breaks a light point or a traffic-signal controller down now (reported at once); repaired after `repairAfterSeconds` (simulated) unless null. */
+  breakDown(id: string, repairAfterSeconds?: number | null): void;
+  /** Repairs it now (reported at once). */
+  repair(id: string): void;
+  stop(): Promise<void>;
+}
+
+export async function startSimulator(options: SimulatorOptions): Promise<RunningSimulator> {
+  const { config, gatewayUrl, speed = 1, log = console.log, clientIdPrefix = 'connecte-simulator', connectTimeoutMs = 30_000 } = options;
+  if (!(speed > 0)) throw new Error('speed must be > 0');
+  const clock = options.now ?? Date.now;
+  // Simulated time starts when the devices start playing, not while the territory loads.
+  let origin = clock();
+  const time = () => origin + (clock() - origin) * speed;
+  const rates = { lightMeanSeconds: 900, signalMeanSeconds: 21_600, repairSeconds: 2_700, ...options.faults };
+  const random = mulberry32(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+
+  // An admin of every collectivity: it reads the territory and issues the collectivities' ingest keys.
+  const token = await signDevelopmentToken(
+    { sub: 'city-simulator', roles: ['admin'], collectivities: [...COLLECTIVITY_IDS], expiresIn: Math.min(3_600, config.JWT_MAX_LIFETIME_SECONDS) },
+    config,
+  );
+  const loading = Date.now();
+  const ready = loading + (options.startupTimeoutMs ?? 120_000);
+  const territory = await whenReady('read the territory', () => loadTerritory(gatewayUrl, token), ready, log);
+  log(`[simulator] read ${territory.devices.length} assets of the territory in ${((Date.now() - loading) / 1000).toFixed(1)} s`);
+  const chosen = territory.devices.filter((device) => options.select?.(device) ?? true);
+
+  let start = origin;
+  const world: World = {
+    random,
+    buildings: new Map(),
+    raisedUntil: new Map(),
+    stops: chosen.filter((d) => d.kind === 'BUS_STOP' && d.lon !== null).map((d) => ({ lon: d.lon!, lat: d.lat! })),
+    buses: [],
+    parkingSensors: new Map(),
+  };
+  const buildingOf = (device: DeviceSummary, controller: Record<string, unknown> = {}) => {
+    if (!device.parentId || !territory.buildings.has(device.parentId)) return undefined;
+    let building = world.buildings.get(device.parentId);
+    if (!building) {
+      // The building's controller gives its setpoints; a sensor without one played assumes the seed's 19/16 °C.
+      const seeded = territory.devices.find((d) => d.kind === 'HEATING_CONTROLLER' && d.parentId === device.parentId);
+      building = new Building(device.parentId, territory.buildings.get(device.parentId)!, seeded?.details ?? controller, start);
+      world.buildings.set(device.parentId, building);
     }
-  }, 1000);
+    return building;
+  };
+  const modelOf = (device: DeviceSummary): Model | null => {
+    switch (device.kind) {
+      case 'LIGHT_POINT':
+        return new LightPointModel(device, world);
+      case 'PRESENCE_DETECTOR':
+        return new PresenceDetectorModel(device, world);
+      case 'AIR_QUALITY_SENSOR':
+        return new AirQualityModel(device, buildingOf(device), world, start);
+      case 'HEATING_CONTROLLER': {
+        const building = buildingOf(device, device.details);
+        return building ? new HeatingControllerModel(building, world) : null;
+      }
+      case 'ENERGY_METER':
+        return new EnergyMeterModel(device, device.parentId ? territory.buildings.get(device.parentId) : undefined, start);
+      case 'PARKING_FACILITY':
+        return new ParkingFacilityModel(device, world);
+      case 'PARKING_SENSOR': {
+        const facility = territory.devices.find((d) => d.id === device.parentId);
+        const sensor = new ParkingSensorModel(device, facility?.details, world, start);
+        if (device.parentId) world.parkingSensors.set(device.parentId, [...(world.parkingSensors.get(device.parentId) ?? []), sensor]);
+        return sensor;
+      }
+      case 'BUS': {
+        const bus = new BusModel(device, world);
+        world.buses.push(bus);
+        return bus;
+      }
+      case 'BUS_STOP':
+        return new BusStopModel(device, world);
+      case 'TRAFFIC_SIGNAL_CONTROLLER':
+        return new TrafficSignalModel(device, world);
+    }
+  };
 
-  const lights = devices.filter((d) => d.kind === 'LIGHT_POINT');
-  const repairs = new Set<NodeJS.Timeout>();
-  const setStatus = (id: string, status: string) =>
-    graphql(gatewayUrl, token, 'mutation($id: ID!, $status: EquipmentStatus) { updateEquipment(id: $id, input: { status: $status }) { id status } }', { id, status }).catch(
-      (error: Error) => log(`[simulator] could not set ${id} to ${status}: ${error.message}`),
-    );
-  const faults =
-    faultEveryMs > 0 && lights.length > 0
-      ? setInterval(() => {
-          const light = lights[Math.floor(Math.random() * lights.length)];
-          log(`[simulator] light point ${light.id} breaks down`);
-          void setStatus(light.id, 'FAULT');
-          const repair = setTimeout(() => {
-            repairs.delete(repair);
-            log(`[simulator] light point ${light.id} repaired`);
-            void setStatus(light.id, 'IN_SERVICE');
-          }, repairAfterMs);
-          repairs.add(repair);
-        }, faultEveryMs)
-      : null;
-  const renewal = setInterval(
-    () => void mint().then((fresh) => (token = fresh), (error: Error) => log(`[simulator] could not renew its token: ${error.message}`)),
-    Math.min(config.JWT_MAX_LIFETIME_SECONDS * 500, 12 * 3_600_000),
+  // Credentials: one ingest key per collectivity, and a few light points with their own.
+  const ownCredentialDevices = chosen
+    .filter((d) => d.kind === 'LIGHT_POINT')
+    .slice(0, options.ownCredentials ?? 3)
+    .map((d) => d.id);
+  const clients = new Map<string, MqttClient>();
+  const opened: MqttClient[] = [];
+  const stopClients = () => Promise.all(opened.map((client) => client.endAsync(true)));
+  try {
+    for (const collectivityId of COLLECTIVITY_IDS) {
+      const secret = await whenReady('issue its ingest keys', () => issueIngestKey(gatewayUrl, token, collectivityId), ready, log);
+      const client = await connect(config.MQTT_URL, `${clientIdPrefix}-${collectivityId}`, secret, log, connectTimeoutMs);
+      opened.push(client);
+      clients.set(collectivityId, client);
+    }
+    for (const id of ownCredentialDevices) {
+      const secret = await whenReady('issue device credentials', () => issueDeviceCredential(gatewayUrl, token, id), ready, log);
+      const client = await connect(config.MQTT_URL, `${clientIdPrefix}-${id}`, secret, log, connectTimeoutMs);
+      opened.push(client);
+      clients.set(id, client);
+    }
+  } catch (error) {
+    await stopClients();
+    throw new Error(`the simulator could not get its credentials or connect: ${(error as Error).message}`);
+  }
+
+  // The counters' integrals from the epoch take a moment to build: before the clock starts.
+  lightEnergyWh(1, true, clock());
+  lightEnergyWh(1, false, clock());
+  start = origin = clock();
+
+  const played = new Map<string, Played>();
+  for (const device of chosen) {
+    const model = modelOf(device);
+    if (!model) continue;
+    const metrics: readonly MetricName[] = METRICS_BY_KIND[device.kind];
+    const periodMs = Math.min(...metrics.map((m) => METRICS[m].periodSeconds)) * 1000;
+    // A device in FAULT of a kind that can say so reports it, and is repaired in due course; one of
+    // another kind is broken beyond reporting: it stays silent.
+    if (device.status === 'FAULT' && !isFaulty(model)) continue;
+    const entry: Played = {
+      device,
+      model,
+      periodMs,
+      // First reports spread over one period, so the broker sees a steady stream.
+      nextDue: start + random() * periodMs,
+      lastSent: {},
+      client: clients.get(device.id) ?? clients.get(device.collectivityId)!,
+      topic: uplinkTopic(device.collectivityId, device.id),
+      repairAt: null,
+    };
+    played.set(device.id, entry);
+    if (device.status === 'FAULT' && isFaulty(model)) {
+      model.breakDown(start);
+      // After its first report, which says it has failed.
+      entry.repairAt = entry.nextDue + rates.repairSeconds * 1000 * (0.2 + 0.8 * random());
+    }
+  }
+
+  let published = 0;
+  let refused = 0;
+  const send = (entry: Played, ms: number, values: Values) => {
+    const pack = senmlPack(`urn:dev:connecte:${entry.device.id}`, Math.round(ms) / 1000, values);
+    entry.client.publish(entry.topic, JSON.stringify(pack), { qos: 1 }, (error) => {
+      if (!error) published++;
+      else if (refused++ === 0) log(`[simulator] an uplink was not delivered: ${error.message}`);
+    });
+  };
+
+  /** A regular report: the metrics whose own period has come round (all of them on the first). */
+  const report = (entry: Played, ms: number) => {
+    const values = entry.model.read(ms);
+    const due: Values = {};
+    for (const [metric, value] of Object.entries(values) as [MetricName, number | boolean][]) {
+      const last = entry.lastSent[metric];
+      if (last === undefined || ms - last >= METRICS[metric].periodSeconds * 1000 - entry.periodMs / 2) {
+        due[metric] = value;
+        entry.lastSent[metric] = ms;
+      }
+    }
+    if (Object.keys(due).length > 0) send(entry, ms, due);
+  };
+
+  /** A change of state a device reports at once, every metric of its kind. */
+  const reportNow = (entry: Played, ms: number) => {
+    const values = entry.model.read(ms);
+    for (const metric of Object.keys(values) as MetricName[]) entry.lastSent[metric] = ms;
+    send(entry, ms, values);
+  };
+
+  const breakDown = (id: string, repairAfterSeconds: number | null = rates.repairSeconds) => {
+    const entry = played.get(id);
+    if (!entry || !isFaulty(entry.model)) throw new Error(`${id} is not a light point or traffic-signal controller the simulator plays`);
+    const ms = time();
+    log(`[simulator] ${id} breaks down`);
+    entry.model.breakDown(ms);
+    entry.repairAt = repairAfterSeconds === null ? null : ms + repairAfterSeconds * 1000;
+    reportNow(entry, ms);
+  };
+  const repair = (id: string) => {
+    const entry = played.get(id);
+    if (!entry || !isFaulty(entry.model)) throw new Error(`${id} is not a light point or traffic-signal controller the simulator plays`);
+    const ms = time();
+    log(`[simulator] ${id} repaired`);
+    entry.model.repair(ms);
+    entry.repairAt = null;
+    reportNow(entry, ms);
+  };
+
+  const faultable = (kind: SimulatedKind) => [...played.values()].filter((e) => e.device.kind === kind && isFaulty(e.model));
+  const lights = faultable('LIGHT_POINT');
+  const signals = faultable('TRAFFIC_SIGNAL_CONTROLLER');
+  const randomFault = (pool: Played[], meanSeconds: number, elapsedMs: number) => {
+    if (meanSeconds <= 0 || pool.length === 0 || random() >= 1 - Math.exp(-elapsedMs / 1000 / meanSeconds)) return;
+    const working = pool.filter((e) => (e.model as Model & Faulty).faultSince === null);
+    if (working.length) breakDown(working[Math.floor(random() * working.length)].device.id, rates.repairSeconds * (0.5 + random()));
+  };
+
+  // Building the models (and their history) took a moment too: the clock starts now.
+  start = origin = clock();
+  log(`[simulator] playing ${played.size} devices over ${config.MQTT_URL} (${ownCredentialDevices.length} with credentials of their own)`);
+  for (const id of options.breakDown ?? []) breakDown(id);
+
+  let lastTick = time();
+  // Ticks often enough that each covers at most about a simulated second (20 ms at the least).
+  const tick = setInterval(
+    () => {
+      const ms = time();
+      for (const entry of played.values()) {
+        if (entry.repairAt !== null && entry.repairAt <= ms) repair(entry.device.id);
+        if (entry.nextDue > ms) continue;
+        entry.nextDue = Math.max(entry.nextDue + entry.periodMs, ms);
+        report(entry, ms);
+      }
+      randomFault(lights, rates.lightMeanSeconds, ms - lastTick);
+      randomFault(signals, rates.signalMeanSeconds, ms - lastTick);
+      lastTick = ms;
+    },
+    Math.max(20, Math.min(1_000, 1_000 / speed)),
   );
 
   return {
-    devices: devices.length,
+    devices: played.size,
+    deviceIds: (kind) => [...played.values()].filter((e) => kind === undefined || e.device.kind === kind).map((e) => e.device.id),
+    ownCredentialDevices,
     published: () => published,
+    time,
+    breakDown,
+    repair,
     async stop() {
       clearInterval(tick);
-      clearInterval(renewal);
-      if (faults) clearInterval(faults);
-      for (const repair of repairs) clearTimeout(repair);
-      await client.endAsync();
+      // Let the broker acknowledge what is in flight, but do not wait on a broker that is gone.
+      const deadline = Date.now() + 3_000;
+      const pending = () => opened.some((client) => client.connected && (Object.keys(client.outgoing).length > 0 || client.queue.length > 0));
+      while (pending() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await stopClients();
     },
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const config = loadConfigOrExit();
-  const simulator = await startSimulator({ config, gatewayUrl: process.env.GATEWAY_URL ?? 'http://localhost:4000/graphql' });
-  const stop = async () => {
-    await simulator.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  try {
+    const simulator = await startSimulator({ config, gatewayUrl: process.env.GATEWAY_URL ?? 'http://localhost:4000/graphql' });
+    const stop = async () => {
+      await simulator.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  } catch (error) {
+    console.error(`[simulator] ${(error as Error).message}`);
+    process.exit(1);
+  }
 }

@@ -74,7 +74,7 @@ describe('event bus through the gateway', () => {
       },
     );
     // Once the equipment subgraph's bus holds the subscriber, every later commit reaches it.
-    const busSubscribers = () => (hub.subgraphs.equipment.events as unknown as { subscribers: Set<unknown> }).subscribers.size;
+    const busSubscribers = () => [...(hub.subgraphs.equipment.events as unknown as { subscribers: Set<{ topics: Set<string> }> }).subscribers].filter((s) => s.topics.has('equipment.changed')).length;
     await until(() => hub.gateway.upstreamSubscriptions() === 1 && busSubscribers() === 1, () => 'the subscription to reach the bus', 10_000);
 
     const responses = await Promise.all(
@@ -107,7 +107,7 @@ describe('event bus through the gateway', () => {
     const pool = new pg.Pool({ connectionString: db.url, max: 1 });
     try {
       const { rows } = await pool.query<{ id: string }>(
-        `SELECT id::text FROM events WHERE topic = 'equipment.changed' AND payload->>'equipmentId' = ANY($1) ORDER BY events.id`,
+        `SELECT id::text FROM events WHERE topic = 'equipment.changed' AND payload->>'change' = 'UPDATED' AND payload->>'equipmentId' = ANY($1) ORDER BY events.id`,
         [ids],
       );
       assert.deepEqual(

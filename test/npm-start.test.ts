@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, it } from 'node:test';
 import { METRICS, type MetricName } from '@connecte/shared/senml';
-import { ADMIN_URL, connectTestBroker, freePort, gql, ROOT, startTestBroker, testDatabaseName } from '@connecte/testkit';
+import { ADMIN_URL, connectTestBroker, freePort, gql, ROOT, startTestBroker, testConfig, testDatabaseName, tokenFor } from '@connecte/testkit';
 
 const databaseName = testDatabaseName(`start_${randomBytes(4).toString('hex')}`);
 const databaseUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${databaseName}` }).toString();
@@ -22,7 +22,7 @@ after(async () => {
 });
 
 it('npm start sets up a fresh database and runs the whole hub with a live simulator', { timeout: 240_000 }, async (t) => {
-  const [gatewayPort, territoryPort, equipmentPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const [gatewayPort, territoryPort, equipmentPort, telemetryPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const mqttBroker = await startTestBroker();
   t.after(() => mqttBroker.stop());
   const output: string[] = [];
@@ -34,7 +34,9 @@ it('npm start sets up a fresh database and runs the whole hub with a live simula
       PORT: String(gatewayPort),
       SUBGRAPH_TERRITORY_URL: `http://127.0.0.1:${territoryPort}/graphql`,
       SUBGRAPH_EQUIPMENT_URL: `http://127.0.0.1:${equipmentPort}/graphql`,
-      MQTT_URL: mqttBroker.url,
+      SUBGRAPH_TELEMETRY_URL: `http://127.0.0.1:${telemetryPort}/graphql`,
+      // The test broker refuses anonymous clients: the hub gets its service account, the simulator issues its own keys.
+      ...mqttBroker.env,
       LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,8 +76,23 @@ it('npm start sets up a fresh database and runs the whole hub with a live simula
     assert.ok(Array.isArray(payload) && payload.length > 0, 'a SenML pack');
     assert.match(payload[0].bn, /^urn:dev:connecte:/);
     for (const record of payload) {
-      assert.equal(record.u, METRICS[record.n as MetricName].unit, `unit of ${record.n} follows the metric table`);
-      assert.equal(typeof record.v, 'number');
+      const metric = METRICS[record.n as MetricName];
+      assert.ok(metric, `${record.n} is a metric of the table`);
+      // A boolean carries `vb` and no unit; a number `v` and exactly the table's unit (none for a mode such as signal_state).
+      assert.equal(record.u, metric.unit ?? undefined, `unit of ${record.n} follows the metric table`);
+      if (metric.type === 'boolean') assert.equal(typeof record.vb, 'boolean', `${record.n} is a boolean`);
+      else assert.equal(typeof record.v, 'number', `${record.n} is a number`);
+    }
+
+    // And telemetry stored it: the simulator's credentials were accepted and its uplinks ingested.
+    const [, collectivityId, equipmentId] = topic.split('/');
+    const operator = await tokenFor(testConfig(databaseUrl), ['operator'], [collectivityId]);
+    for (;;) {
+      const stored = await gql(`http://127.0.0.1:${gatewayPort}/graphql`, 'query($id: ID!) { equipment(id: $id) { latest { metric } } }', { token: operator, variables: { id: equipmentId } });
+      assert.equal(stored.errors, undefined, JSON.stringify(stored.errors));
+      if (stored.data.equipment.latest.length > 0) break;
+      assert.ok(Date.now() < deadline, `no reading of ${equipmentId} in telemetry:\n${output.join('').slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
   } finally {
     hub.kill('SIGTERM');

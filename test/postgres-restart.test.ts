@@ -192,7 +192,7 @@ describe('the hub across a PostgreSQL restart (throwaway cluster)', { timeout: 6
       },
     );
     // Once the equipment subgraph's bus holds the subscriber, every later commit reaches it.
-    const busSubscribers = () => (hub.subgraphs.equipment.events as unknown as { subscribers: Set<unknown> }).subscribers.size;
+    const busSubscribers = () => [...(hub.subgraphs.equipment.events as unknown as { subscribers: Set<{ topics: Set<string> }> }).subscribers].filter((s) => s.topics.has('equipment.changed')).length;
     await until(() => hub.gateway.upstreamSubscriptions() === 1 && busSubscribers() === 1, () => 'the subscription to reach the bus', 5_000);
     await publish();
     await until(() => received.length === 1, () => 'the first change', 5_000);

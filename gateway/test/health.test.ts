@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSubgraph, type RunningService } from '@connecte/shared/server';
+import { SUBGRAPHS } from '@connecte/shared/registry';
 import { equipmentSubgraph } from '@connecte/subgraph-equipment';
 import { createTestDatabase, type TestDatabase, startHub, testConfig, type Hub } from '@connecte/testkit';
 import type { ReadinessReport } from '../src/health.js';
@@ -40,7 +41,7 @@ describe('gateway health and readiness', () => {
     assert.equal(response.status, 200, JSON.stringify(report));
     assert.deepEqual(report, {
       status: 'ready',
-      checks: { database: 'ok', 'subgraph:territory': 'ok', 'subgraph:equipment': 'ok' },
+      checks: { database: 'ok', ...Object.fromEntries(SUBGRAPHS.map((s) => [`subgraph:${s.name}`, 'ok'])) },
       failed: [],
     });
   });
@@ -83,7 +84,7 @@ describe('gateway health and readiness', () => {
 
   it('/readyz answers 503 naming the database when it cannot be reached', async () => {
     const config = testConfig(db.url.replace(/\/[^/]+$/, '/connecte_no_such_database'));
-    const orphan = await startGateway({ config, port: 0, subgraphUrls: { territory: territory.url, equipment: equipment.url } });
+    const orphan = await startGateway({ config, port: 0, subgraphUrls: Object.fromEntries(Object.entries(hub.subgraphs).map(([name, s]) => [name, s.url])) });
     try {
       const response = await fetch(`${orphan.origin}/readyz`);
       const report = (await response.json()) as ReadinessReport;

@@ -24,7 +24,7 @@ describe('subscription limits through the gateway', () => {
   let lightPoint: { id: string; kind: string };
   const clients: Client[] = [];
 
-  const subgraphSubscribers = () => (hub.subgraphs.equipment.events as unknown as { subscribers: Set<unknown> }).subscribers.size;
+  const subgraphSubscribers = () => [...(hub.subgraphs.equipment.events as unknown as { subscribers: Set<{ topics: Set<string> }> }).subscribers].filter((s) => s.topics.has('equipment.changed')).length;
 
   /** Commits `count` changes of one light point; returns their cursors in order. */
   const publish = async (count: number): Promise<string[]> => {

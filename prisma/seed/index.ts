@@ -15,6 +15,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { publishEvents } from '@connecte/shared/events';
 import { buildEquipment, SEED_COUNTS, type EquipmentKind, type EquipmentPlan } from './equipment.js';
+import { buildEnergyBaselines, insertEnergyBaselines } from './energy.js';
 import { buildStreets, type StreetSeed } from './streets.js';
 import { lineWkt } from './geo.js';
 import {
@@ -30,6 +31,7 @@ import {
 export { SEED_COUNTS, LIGHT_POINTS, DIMMABLE_LIGHT_POINTS, PRESENCE_DETECTORS, BUSES } from './equipment.js';
 export type { EquipmentKind, EquipmentSeed, EquipmentStatus, LightPointPlan } from './equipment.js';
 export { COLLECTIVITIES, SERVICE_CATEGORIES, DISTRICTS, INSEE, AGGLO_ID } from './territory.js';
+export { buildEnergyBaselines, BUILDING_KWH_PER_M2_YEAR, LIGHTING_HOURS_PER_YEAR, REPLACED_HPS, type EnergyBaselineSeed } from './energy.js';
 
 /** Rows per territory table written by the seed (checked by the seed itself). */
 export const SEED_TERRITORY_COUNTS = {
@@ -90,6 +92,7 @@ export async function seed(pool: pg.Pool, options: { log?: (msg: string) => void
     await insertTerritory(client, plan);
     await insertEquipment(client, plan.equipment);
     await publishRegistrations(client, plan.equipment);
+    await insertEnergyBaselines(client, buildEnergyBaselines(plan.equipment.rows));
     await verify(client);
     const counts = await countRows(client);
     await client.query('COMMIT');
@@ -264,6 +267,8 @@ async function verify(client: pg.PoolClient): Promise<void> {
   for (const [kind, expected] of Object.entries(SEED_COUNTS)) {
     if ((counts[kind] ?? 0) !== expected) problems.push(`${kind}: ${counts[kind] ?? 0} rows, expected ${expected}`);
   }
+  const baselines = SEED_COUNTS.LIGHT_POINT + SEED_COUNTS.ENERGY_METER;
+  if (counts.energy_baselines !== baselines) problems.push(`energy_baselines: ${counts.energy_baselines} rows, expected ${baselines}`);
   const { rows } = await client.query<{ check: string; n: number }>(`
     SELECT 'equipment outside the commune of its insee_code' AS check, count(*)::int AS n
       FROM equipment e JOIN commune c ON c.insee_code = e.insee_code
@@ -278,7 +283,11 @@ async function verify(client: pg.PoolClient): Promise<void> {
      WHERE NOT ST_Covers(c.geom, s.geom)
     UNION ALL
     SELECT 'invalid or empty districts', count(*)::int
-      FROM district WHERE ST_IsEmpty(geom) OR NOT ST_IsValid(geom)`);
+      FROM district WHERE ST_IsEmpty(geom) OR NOT ST_IsValid(geom)
+    UNION ALL
+    SELECT 'energy baselines not of a light point or energy meter of that kind and collectivity', count(*)::int
+      FROM energy_baselines b LEFT JOIN equipment e ON e.id = b.equipment_id
+     WHERE e.id IS NULL OR e.kind::text <> b.kind OR e.collectivity_id <> b.collectivity_id`);
   for (const row of rows) if (row.n > 0) problems.push(`${row.check}: ${row.n}`);
   if (problems.length) throw new Error(`seed: the generated territory breaks its own rules:\n  - ${problems.join('\n  - ')}`);
 }
@@ -291,6 +300,7 @@ async function countRows(client: pg.PoolClient): Promise<Record<string, number>>
     UNION ALL SELECT 'street', count(*)::int FROM street
     UNION ALL SELECT 'service_category', count(*)::int FROM service_category
     UNION ALL SELECT 'equipment', count(*)::int FROM equipment
+    UNION ALL SELECT 'energy_baselines', count(*)::int FROM energy_baselines
     UNION ALL SELECT kind::text, count(*)::int FROM equipment GROUP BY kind`);
   const counts: Record<string, number> = {};
   for (const row of rows) counts[row.key] = row.n;

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isMetricName, METRICS, type MetricName } from './senml.js';
 
 export const DEVELOPMENT_JWT_SECRET = 'connecte-hub-development-secret-not-for-production';
 
@@ -25,6 +26,22 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+/** A decimal number written with digits and an optional fraction (`0.20`), within [min, max]. */
+const decimalNumber = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, `must be a decimal number between ${min} and ${max} (e.g. 0.25)`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a decimal number between ${min} and ${max}`);
+
+/** A calendar date `YYYY-MM-DD` that exists. */
+const calendarDate = z.string().refine((value) => {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  if (!match) return false;
+  const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])));
+  return date.toISOString().slice(0, 10) === value;
+}, 'must be a calendar date written YYYY-MM-DD');
+
 /** A comma-separated list; blanks around items are ignored. */
 const list = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
 
@@ -46,6 +63,30 @@ const addressOrRange = z.string().refine((value) => {
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
 }, 'must be IP addresses or CIDR ranges such as 10.0.0.0/8 or fd00::/8');
 
+/** `speed=30,lat=30`: days per metric; each name must be one of the metric table (packages/shared/src/senml.ts). */
+function parseMetricRetention(value: string): Partial<Record<MetricName, number>> {
+  const result: Partial<Record<MetricName, number>> = {};
+  for (const item of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9_]+)\s*=\s*(\d{1,5})$/.exec(item);
+    if (!match) throw new Error(`"${item}" is not name=days (e.g. speed=30)`);
+    const [, name, days] = match;
+    if (!isMetricName(name)) throw new Error(`"${name}" is not a metric (known: ${Object.keys(METRICS).join(', ')})`);
+    if (Number(days) < 1 || Number(days) > 36_600) throw new Error(`${name}: days must be between 1 and 36600`);
+    if (name in result) throw new Error(`${name} is given twice`);
+    result[name] = Number(days);
+  }
+  return result;
+}
+
+const metricRetention = z.string().transform((value, ctx) => {
+  try {
+    return parseMetricRetention(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `must be name=days,... of metrics: ${(error as Error).message}` });
+    return z.NEVER;
+  }
+});
+
 /**
  * The base every service shares (database, broker, auth, logging, ports, timeouts, limits);
  * a service with variables of its own extends it with `extendConfig`.
@@ -56,6 +97,9 @@ export const baseVariables = z.object({
     'postgresql://postgres:postgres@127.0.0.1:5432/connecte',
   ),
   MQTT_URL: urlWithProtocol(['mqtt:', 'mqtts:', 'ws:', 'wss:']).default('mqtt://127.0.0.1:1883'),
+  /** The hub's account on the broker (its dynamic-security admin); set with MQTT_PASSWORD, or neither for an anonymous broker. */
+  MQTT_USERNAME: z.string().max(256, 'must be at most 256 characters').regex(/^[^/+#\s]+$/, 'must be a name without /, +, # or blanks').optional(),
+  MQTT_PASSWORD: z.string().max(1024, 'must be at most 1024 characters').optional(),
   PORT: z
     .string()
     .regex(/^\d+$/, 'must be a whole number between 0 and 65535')
@@ -116,6 +160,46 @@ export const baseVariables = z.object({
   // --- subscriptions -----------------------------------------------------------------
   /** Events queued for one subscriber that does not read; past it the stream ends (resume with the cursor). */
   SUBSCRIPTION_QUEUE_LIMIT: wholeNumber(1, 1_000_000).default(1_000),
+
+  // --- energy figures (telemetry's Query.energy; docs/runtime.md says where each default comes from)
+  /** Price of a kWh saved, euros: values `savedEuros`. */
+  ENERGY_PRICE_EUR_PER_KWH: decimalNumber(0, 100).default(0.2),
+  /** Emission factor of a kWh saved, kg CO2eq: RTE's carbon intensity of French electricity in 2024. */
+  CO2_KG_PER_KWH: decimalNumber(0, 10).default(0.0217),
+  /** The contract's energy-savings target over its whole term, euros, shared by the collectivities. */
+  SAVINGS_TARGET_EUROS: wholeNumber(0, 1_000_000_000_000).default(17_000_000),
+  /** First day of the contract's term (Europe/Paris). */
+  CONTRACT_START: calendarDate.default('2024-01-01'),
+  /** Length of the contract's term, years. */
+  CONTRACT_YEARS: wholeNumber(1, 50).default(5),
+
+  // --- telemetry ingest and retention ------------------------------------------------
+  /** Days readings are kept (and accepted back in time), unless TELEMETRY_RETENTION says otherwise for a metric. */
+  TELEMETRY_RETENTION_DAYS: wholeNumber(1, 36_600).default(400),
+  /** Per-metric retention in days, `name=days,...` (names of the metric table). */
+  TELEMETRY_RETENTION: metricRetention.default(parseMetricRetention('speed=30,lat=30,lon=30')),
+  /** Daily partitions of readings created ahead of today. */
+  TELEMETRY_PARTITIONS_AHEAD_DAYS: wholeNumber(1, 366).default(7),
+  /** Largest HTTP ingest body (413 beyond). */
+  INGEST_MAX_BYTES: wholeNumber(1_024, 100 * 1024 * 1024).default(1024 * 1024),
+  /** Most records in one SenML pack (413 over HTTP, refused whole over MQTT). */
+  INGEST_MAX_RECORDS: wholeNumber(1, 1_000_000).default(5_000),
+
+  // --- telemetry alarms --------------------------------------------------------------
+  /** How often the silence sweep looks for devices that stopped reporting; 0 turns it off. */
+  ALARM_SWEEP_INTERVAL_MS: wholeNumber(0, 86_400_000).default(30_000),
+
+  // --- MQTT ingestion (telemetry's mqtt-ingest worker) ---------------------------------
+  /** This ingestor's broker session: the same across its restarts, distinct per instance. Default: from the host name. */
+  MQTT_CLIENT_ID: z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters').optional(),
+  /** The shared-subscription group (`$share/<group>/…`): the ingestors of one group share the messages. Default `telemetry`. */
+  MQTT_INGEST_GROUP: z.string().max(100, 'must be at most 100 characters').regex(/^[^/+#\s]+$/, 'must be a name without /, +, # or blanks').optional(),
+  /** Messages per ingest transaction at most. */
+  MQTT_INGEST_BATCH_SIZE: wholeNumber(1, 10_000).default(500),
+  /** A batch that is not full is committed this long after its first message. */
+  MQTT_INGEST_BATCH_MS: wholeNumber(0, 1_000).default(5),
+  /** Ingest transactions in flight at once (each holds a pool connection). */
+  MQTT_INGEST_CONCURRENCY: wholeNumber(1, 32).default(3),
 });
 
 type BaseVariables = z.infer<typeof baseVariables>;
@@ -132,6 +216,8 @@ function checkBase(env: BaseVariables, ctx: z.RefinementCtx): void {
   if (env.PERSISTED_OPERATIONS_ONLY && !env.PERSISTED_OPERATIONS_FILE) {
     ctx.addIssue({ code: 'custom', path: ['PERSISTED_OPERATIONS_FILE'], message: 'is required when PERSISTED_OPERATIONS_ONLY=true' });
   }
+  if (env.MQTT_USERNAME && !env.MQTT_PASSWORD) ctx.addIssue({ code: 'custom', path: ['MQTT_PASSWORD'], message: 'is required when MQTT_USERNAME is set' });
+  if (env.MQTT_PASSWORD && !env.MQTT_USERNAME) ctx.addIssue({ code: 'custom', path: ['MQTT_USERNAME'], message: 'is required when MQTT_PASSWORD is set' });
 }
 
 export type Config = Omit<BaseVariables, 'JWT_SECRET' | 'GRAPHQL_INTROSPECTION'> & {

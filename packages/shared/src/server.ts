@@ -28,7 +28,7 @@ import { loadConfigOrExit, type Config } from './config.js';
 import { createDatabase, type Database } from './db.js';
 import { EventBus } from './events.js';
 import { createLogger, REQUEST_ID_HEADER, requestIdFrom, type Logger } from './log.js';
-import { createMetrics, renderMetrics } from './metrics.js';
+import { createMetrics, renderMetrics, type Metrics } from './metrics.js';
 import { headerMapOf, HttpError, httpErrorBody, INTERNAL_ERROR_BODY, readBody, requestError, sendJson, splitUrl, writeGraphQLResponse } from './http.js';
 import { createCors } from './cors.js';
 import { admitSocketOperation, QUERY_TOO_COMPLEX, queryLimitsFrom, requestLimitsPlugin } from './limits.js';
@@ -83,6 +83,8 @@ export interface WorkerResources {
   db: Database;
   events: EventBus;
   log: Logger;
+  /** The service's Prometheus registry (served at `/metrics`): a domain registers its own counters in it. */
+  metrics: Metrics;
 }
 
 export interface RunningService {
@@ -102,6 +104,8 @@ export const CLIENT_ERROR_CODES = new Set([
   'FORBIDDEN',
   'NOT_FOUND',
   'RATE_LIMITED',
+  // A dependency other than the database (the MQTT broker) could not do its part; the message says what happened and whether to retry.
+  'SERVICE_UNAVAILABLE',
   // Apollo's own request errors
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
@@ -162,11 +166,11 @@ export async function startSubgraph<C extends RequestContext>(
   // `reconnecting`, but queries are served all the same, so it never makes the service unready
   // (a database that is down shows in the `database` check).
   const eventBusWorker: Worker = { name: 'event-bus', start: () => events.start(), stop: () => events.close(), status: () => ({ ready: true, state: events.listening ? 'listening' : 'reconnecting' }) };
-  const workers = createWorkers([eventBusWorker, ...(service.workers?.({ config, db, events, log }) ?? [])], {
+  const metrics = createMetrics(service.name);
+  const workers = createWorkers([eventBusWorker, ...(service.workers?.({ config, db, events, log, metrics }) ?? [])], {
     log,
     stopTimeoutMs: options.workerStopTimeoutMs,
   });
-  const metrics = createMetrics(service.name);
   const authenticate = createAuthenticator(config);
   const schema = buildSubgraphSchema([{ typeDefs: service.typeDefs, resolvers: service.resolvers as SchemaResolvers }]);
   const operations = new WeakMap<object, OperationInfo>();
@@ -325,7 +329,7 @@ export async function startSubgraph<C extends RequestContext>(
         res.writeHead(200, { 'content-type': contentType }).end(body);
       } else if (routePrefix(path) !== undefined) {
         route = routePrefix(path)!;
-        await service.routes![route](req, res, { config, db, events, log: log.child({ requestId }) });
+        await service.routes![route](req, res, { config, db, events, log: log.child({ requestId }), metrics });
       } else {
         sendJson(res, 404, { error: `no route ${path}: try /graphql, /healthz, /readyz or /metrics` });
       }

@@ -22,7 +22,7 @@ const silent = createLogger('testing', { LOG_LEVEL: 'silent' });
  * An MQTT consumer as a domain would write one: each message is handled with the database; stop
  * unsubscribes (no new work), waits for the handlers running, then disconnects.
  */
-function mqttConsumer(url: string, topic: string, handle: (payload: string, resources: WorkerResources) => Promise<void>) {
+function mqttConsumer(url: string, topic: string, handle: (payload: string, resources: WorkerResources) => Promise<void>, account: { username?: string; password?: string } = {}) {
   let client: MqttClient | undefined;
   const inFlight = new Set<Promise<void>>();
   const trace: string[] = [];
@@ -33,7 +33,7 @@ function mqttConsumer(url: string, topic: string, handle: (payload: string, reso
       return {
         name: 'mqtt',
         async start() {
-          client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 2_000 });
+          client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 2_000, ...account });
           client.on('error', () => {}); // shows as disconnected on /readyz
           await client.subscribeAsync(topic, { qos: 1 });
           client.on('message', (_topic, payload) => {
@@ -108,7 +108,7 @@ describe('background workers of a subgraph', () => {
   });
 
   it('start with the server and are reported by /readyz: "mqtt: disconnected" once its connection is lost', async () => {
-    const consumer = mqttConsumer(broker.url, `connecte/test/${process.pid}/ready`, async () => {});
+    const consumer = mqttConsumer(broker.url, `connecte/test/${process.pid}/ready`, async () => {}, broker.testCredentials ?? {});
     const running = await startSubgraph(serviceWith((resources) => [consumer.create(resources)]), { config, port: 0, log: silent });
     try {
       const up = await readyz(running.url);
@@ -147,7 +147,7 @@ describe('background workers of a subgraph', () => {
       started();
       const { rows } = await database.pool.query<{ echo: string }>('SELECT pg_sleep(0.4), $1::text AS echo', [payload]);
       results.push(rows[0].echo);
-    });
+    }, broker.testCredentials ?? {});
     const running = await startSubgraph(serviceWith((resources) => [consumer.create(resources)]), { config, port: 0, log: silent });
     const publisher = await connectTestBroker(t, { url: broker.url });
     await publisher.publishAsync(topic, 'in flight', { qos: 1 });

@@ -11,15 +11,17 @@ import { describe, it } from 'node:test';
 import { BROKER_CONFIG, connectTestBroker, startTestBroker, TEST_MQTT_URL, testBrokerConfig } from '@connecte/testkit';
 
 describe('testBrokerConfig', () => {
-  it('keeps the repository settings and replaces the listener, persistence directory and log', () => {
-    const text = testBrokerConfig(readFileSync(BROKER_CONFIG, 'utf8'), { port: 40123, dir: '/tmp/b', asRoot: false });
+  it('keeps the repository settings and replaces the listener, persistence directory, plugin path and state, and log', () => {
+    const text = testBrokerConfig(readFileSync(BROKER_CONFIG, 'utf8'), { port: 40123, dir: '/tmp/b', asRoot: false, dynsecPlugin: '/opt/lib/mosquitto_dynamic_security.so' });
     const settings = text.split('\n').filter((line) => line && !line.startsWith('#'));
     assert.deepEqual(settings, [
       'listener 40123 127.0.0.1',
-      'allow_anonymous true',
+      'allow_anonymous false',
       'persistence true',
       'max_queued_messages 100000',
-      'max_inflight_messages 100',
+      'max_inflight_messages 1000',
+      'plugin /opt/lib/mosquitto_dynamic_security.so',
+      'plugin_opt_config_file /tmp/b/data/dynamic-security.json',
       'persistence_location /tmp/b/data/',
       'log_dest file /tmp/b/mosquitto.log',
     ]);
@@ -38,12 +40,26 @@ describe('startTestBroker', () => {
     t.after(() => broker.stop());
     assert.match(broker.url, /^mqtt:\/\/127\.0\.0\.1:\d+$/);
     assert.notEqual(broker.port, 1883);
+    assert.ok(broker.serviceCredentials, 'the repository configuration has the dynamic-security plugin');
+    assert.deepEqual(broker.env, { MQTT_URL: broker.url, MQTT_USERNAME: broker.serviceCredentials.username, MQTT_PASSWORD: broker.serviceCredentials.password });
     const subscriber = await connectTestBroker(t, { url: broker.url });
     const publisher = await connectTestBroker(t, { url: broker.url });
     const received = new Promise<string>((resolve) => subscriber.once('message', (_topic, payload) => resolve(String(payload))));
     await subscriber.subscribeAsync('connecte/test/kit', { qos: 1 });
     await publisher.publishAsync('connecte/test/kit', 'hello', { qos: 1 });
     assert.equal(await received, 'hello');
+  });
+
+  it('refuses anonymous clients and wrong passwords, as the repository configuration says; its service account gets in', async (t) => {
+    const broker = await startTestBroker();
+    t.after(() => broker.stop());
+    await assert.rejects(connectTestBroker(t, { url: broker.url, anonymous: true }), /Not authorized/);
+    await assert.rejects(connectTestBroker(t, { url: broker.url, username: broker.serviceCredentials!.username, password: 'wrong' }), /Not authorized|Bad user name or password/);
+    const service = await connectTestBroker(t, { url: broker.url, ...broker.serviceCredentials! });
+    assert.equal(service.connected, true);
+    // The tests' own account publishes anywhere but cannot administer the broker.
+    const tester = await connectTestBroker(t, { url: broker.url, protocolVersion: 5 });
+    await assert.rejects(tester.publishAsync('$CONTROL/dynamic-security/v1', JSON.stringify({ commands: [{ command: 'listClients' }] }), { qos: 1 }), /Not authorized/);
   });
 
   it('keeps the QoS 1 messages of a persistent session published while it was away, across a restart', async (t) => {

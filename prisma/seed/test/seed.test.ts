@@ -43,7 +43,10 @@ async function checksum(pool: pg.Pool): Promise<Record<string, string>> {
     UNION ALL
     SELECT 'collectivity', md5(string_agg(concat_ws('|', id, name, kind, insee_code, siren), E'\\n' ORDER BY id)) FROM collectivity
     UNION ALL
-    SELECT 'service_category', md5(string_agg(concat_ws('|', code, label, competence), E'\\n' ORDER BY code)) FROM service_category`);
+    SELECT 'service_category', md5(string_agg(concat_ws('|', code, label, competence), E'\\n' ORDER BY code)) FROM service_category
+    UNION ALL
+    SELECT 'energy_baselines', md5(string_agg(concat_ws('|', equipment_id, collectivity_id, kind, baseline_kwh_per_year, source, recorded_on, recorded_by),
+             E'\\n' ORDER BY equipment_id)) FROM energy_baselines`);
   return Object.fromEntries(rows.map((r) => [r.part, r.hash ?? 'empty']));
 }
 
@@ -396,6 +399,32 @@ describe('seed', () => {
     assert.deepEqual(firstLp, { id: 'lp-chalons-00001', reference: 'LP-CHA-00001' });
   });
 
+  test('energy baselines: one per light point and energy meter, by the documented rules', async () => {
+    const lights = await pool.query<{ power_w: number; kwh: number; n: number; recorded_on_install: number }>(
+      `SELECT (e.details->>'powerW')::int AS power_w, b.baseline_kwh_per_year AS kwh, count(*)::int AS n,
+              count(*) FILTER (WHERE b.recorded_on = e.installed_on AND b.recorded_by = 'seed' AND b.collectivity_id = e.collectivity_id)::int AS recorded_on_install
+         FROM equipment e JOIN energy_baselines b ON b.equipment_id = e.id
+        WHERE e.kind = 'LIGHT_POINT' GROUP BY 1, 2 ORDER BY 1`,
+    );
+    // The replaced HPS luminaire with its ballast × 4,100 h (README.md, "Energy baselines").
+    const hps: Record<number, number> = { 18: 83, 24: 83, 30: 115, 36: 115, 45: 171, 60: 171, 75: 276, 90: 276 };
+    for (const row of lights.rows) {
+      assert.ok(Math.abs(row.kwh - (hps[row.power_w] * 4100) / 1000) < 1e-9, `${row.power_w} W LED: ${row.kwh} kWh/year`);
+      assert.equal(row.recorded_on_install, row.n);
+    }
+    assert.equal(lights.rows.reduce((n, r) => n + r.n, 0), SEED_COUNTS.LIGHT_POINT);
+    const meters = await one<{ n: number; ok: number }>(
+      pool,
+      `SELECT count(*)::int AS n,
+              count(*) FILTER (WHERE b.kind = 'ENERGY_METER' AND b.baseline_kwh_per_year =
+                (bld.details->>'heatedAreaM2')::int * CASE bld.details->>'use' WHEN 'SCHOOL' THEN 150 WHEN 'SPORTS_HALL' THEN 190 END)::int AS ok
+         FROM equipment m JOIN energy_baselines b ON b.equipment_id = m.id JOIN equipment bld ON bld.id = m.parent_id
+        WHERE m.kind = 'ENERGY_METER'`,
+    );
+    assert.deepEqual(meters, { n: SEED_COUNTS.ENERGY_METER, ok: SEED_COUNTS.ENERGY_METER });
+    assert.equal(first.counts.energy_baselines, SEED_COUNTS.LIGHT_POINT + SEED_COUNTS.ENERGY_METER, 'nothing else has one');
+  });
+
   test('seeding an already seeded database changes nothing', async () => {
     const again = await seed(pool);
     assert.equal(again.seeded, false);
@@ -414,7 +443,8 @@ describe('seed', () => {
       const empty = await one<{ n: number }>(
         poolA,
         `SELECT (SELECT count(*) FROM collectivity) + (SELECT count(*) FROM commune) + (SELECT count(*) FROM street)
-              + (SELECT count(*) FROM district) + (SELECT count(*) FROM service_category) + (SELECT count(*) FROM equipment) AS n`,
+              + (SELECT count(*) FROM district) + (SELECT count(*) FROM service_category) + (SELECT count(*) FROM equipment)
+              + (SELECT count(*) FROM energy_baselines) AS n`,
       );
       assert.equal(Number(empty.n), 0);
       await poolA.query(`ALTER TABLE equipment DROP CONSTRAINT no_air_quality_sensors`);
@@ -436,7 +466,7 @@ describe('seed', () => {
       assert.deepEqual(await checksum(poolA), firstChecksum);
 
       // Concurrency: on an emptied database, two seeds at once write the territory once.
-      await poolA.query(`TRUNCATE equipment, street, district, commune, service_category, collectivity`);
+      await poolA.query(`TRUNCATE equipment, street, district, commune, service_category, collectivity, energy_baselines, telemetry_devices, events, equipment_alarm_faults`);
       const results = await Promise.all([seed(poolA), seed(poolB)]);
       assert.deepEqual(results.map((r) => r.seeded).sort(), [false, true]);
       assert.deepEqual(await checksum(poolA), firstChecksum);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { gql } from 'graphql-tag';
 import type { SubgraphService } from '@connecte/shared/server';
+import { alarmStatusWorker } from './alarm-status.js';
 import { createEquipmentContext, type EquipmentContext } from './context.js';
 import { resolvers } from './resolvers.js';
 
@@ -13,4 +14,6 @@ export const equipmentSubgraph: SubgraphService<EquipmentContext> = {
   typeDefs,
   resolvers,
   extendContext: createEquipmentContext,
+  // FAULT / IN_SERVICE from telemetry's fault alarms (alarm-status.ts).
+  workers: (resources) => [alarmStatusWorker(resources)],
 };
