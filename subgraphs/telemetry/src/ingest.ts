@@ -1,23 +1,31 @@
 /**
  * The one write path of readings, for MQTT and HTTP alike. `ingest(messages)` validates each
  * message (senml-validate.ts), checks each record's equipment against the device directory and
- * the sender, then writes everything of the whole array in ONE transaction:
+ * the sender, makes sure the partitions of its days exist (partitions.ts, before the transaction:
+ * DDL must not run inside it), then writes everything of the whole array in ONE transaction:
  *
- * 1. one statement, from `unnest` arrays: the readings (ON CONFLICT (equipment_id, metric, time)
- *    DO NOTHING: what it returns is what was accepted, the rest were duplicates), then, from the
- *    rows actually inserted only, the latest values (moved forward in time only) and the hourly
- *    (UTC) and daily (Europe/Paris) roll-ups: count, sum, min, max, first and last by time;
- * 2. dead letters for MQTT messages with a rejected record or refused whole;
- * 3. one `telemetry.readings` event per collectivity;
- * 4. the alarm engine's evaluation of the stored readings.
+ * 1. the readings, one statement from `unnest` arrays, ON CONFLICT (equipment_id, metric, time)
+ *    DO NOTHING: its row count is what was accepted, the rest were duplicates (which ones, only
+ *    when there are any, by a second look: the rows carrying this transaction's xid);
+ * 2. from the rows actually inserted only, one statement for the latest values (moved forward in
+ *    time only) and the hourly (UTC) and daily (Europe/Paris) roll-ups: count, sum, min, max,
+ *    first and last by time. The increments are aggregated here, one row per key, from the
+ *    inserted rows in key order, so the statement only merges them (no sort, no time-zone
+ *    arithmetic, no grouping in the database, which is the bottleneck);
+ * 3. dead letters for MQTT messages with a rejected record or refused whole;
+ * 4. one `telemetry.readings` event per collectivity;
+ * 5. the alarm engine's evaluation of the stored readings.
  *
  * Concurrent batches. A reading inserted by a transaction that is still running makes a
  * concurrent insert of the same key wait for its outcome (the unique index), so a key is counted
  * in the roll-ups exactly once, by the transaction whose insert committed; a rollback undoes its
  * roll-up increments with its rows. Every statement takes its rows in key order (readings, then
- * latest, then hourly, then daily, each sorted), so two batches never wait on each other in a
- * cycle. Duplicates inside one batch are removed before the statement (the first record wins) and
- * counted as duplicates.
+ * latest, then hourly, then daily, each sorted the same way), so two batches never wait on each
+ * other in a cycle. Duplicates inside one batch are removed before the statement (the first
+ * record wins) and counted as duplicates.
+ *
+ * Array parameters go in PostgreSQL's binary format (see float8Array): at 500 records a batch,
+ * pg's text serialisation and the server's parsing of it were the largest costs after the writes.
  *
  * Throws only when the database fails (nothing is then written): the MQTT worker does not ack
  * and retries; HTTP answers 503.
@@ -46,22 +54,23 @@ export const DEAD_LETTER_MAX_BYTES = 64 * 1024;
 
 /**
  * The readings, in the order given (sorted by key: the order in which unique-index entries are
- * taken). Answers how many were inserted and, only when that is not all of them (duplicates), which:
- * the keys come from an InitPlan, evaluated only in that case.
+ * taken). Its row count is how many were inserted; the others were already stored.
  */
 const READINGS_SQL = `
-WITH inserted AS (
-  INSERT INTO readings (equipment_id, metric, time, value, collectivity_id)
-  SELECT u.equipment_id, u.metric, 'epoch'::timestamptz + u.ms * interval '1 millisecond', u.value, u.collectivity_id
-  FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[]) AS u(equipment_id, metric, ms, value, collectivity_id)
-  ON CONFLICT (equipment_id, metric, time) DO NOTHING
-  RETURNING equipment_id, metric, time
-)
-SELECT count(*)::int AS inserted,
-       CASE WHEN count(*) < $6::int THEN (
-         SELECT array_agg(equipment_id || ' ' || metric || ' ' || (extract(epoch FROM time) * 1000)::bigint) FROM inserted
-       ) END AS keys
-FROM inserted`;
+INSERT INTO readings (equipment_id, metric, time, value, collectivity_id)
+SELECT u.equipment_id, u.metric, 'epoch'::timestamptz + u.ms * interval '1 millisecond', u.value, u.collectivity_id
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[]) AS u(equipment_id, metric, ms, value, collectivity_id)
+ON CONFLICT (equipment_id, metric, time) DO NOTHING`;
+
+/**
+ * Only when some were not inserted (duplicates): which were, by position. A row this transaction
+ * inserted carries its xid (the Ingestor runs no savepoint, so no subtransaction's).
+ */
+const INSERTED_SQL = `
+SELECT u.n::int AS n
+FROM unnest($1::text[], $2::text[], $3::float8[]) WITH ORDINALITY AS u(equipment_id, metric, ms, n)
+JOIN readings r ON r.equipment_id = u.equipment_id AND r.metric = u.metric AND r.time = 'epoch'::timestamptz + u.ms * interval '1 millisecond'
+WHERE r.xmin = pg_current_xact_id()::xid`;
 
 const EPOCH_MS = (column: string) => `'epoch'::timestamptz + ${column} * interval '1 millisecond'`;
 
@@ -103,8 +112,8 @@ hourly AS (
 daily AS (
   INSERT INTO reading_rollups_daily AS d
     (equipment_id, metric, day, collectivity_id, kind, count, sum, min, max, first_time, first_value, last_time, last_value)
-  SELECT u.e, u.m, u.day, u.c, u.k, u.n, u.sum, u.min, u.max, ${EPOCH_MS('u.first_ms')}, u.first_v, ${EPOCH_MS('u.last_ms')}, u.last_v
-  FROM unnest($18::text[], $19::text[], $20::date[], $21::text[], $22::text[], $23::int[], $24::float8[], $25::float8[], $26::float8[],
+  SELECT u.e, u.m, u.day::date, u.c, u.k, u.n, u.sum, u.min, u.max, ${EPOCH_MS('u.first_ms')}, u.first_v, ${EPOCH_MS('u.last_ms')}, u.last_v
+  FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::int[], $24::float8[], $25::float8[], $26::float8[],
               $27::float8[], $28::float8[], $29::float8[], $30::float8[])
        AS u(e, m, day, c, k, n, sum, min, max, first_ms, first_v, last_ms, last_v)
   ON CONFLICT (equipment_id, metric, day) DO UPDATE SET ${MERGE_ROLLUP('d')}, kind = excluded.kind
@@ -185,7 +194,7 @@ const DAY_MS = 86_400_000;
 
 const publicRejection = ({ index, field, reason }: CodedRejection): Rejection => ({ index, field, reason });
 
-/** Why `principal` may not report for `device` (`record` names it), or null. */
+/** Why `principal` may not report for equipment `equipmentId` (`device` as the directory knows it), or null. */
 function notAllowed(principal: Principal, equipmentId: string, device: DeviceInfo | undefined): CodedRejection | null {
   switch (principal.kind) {
     case 'device':
@@ -251,10 +260,9 @@ export class Ingestor {
     const packs = messages.map((message) =>
       validateSenml(message.payload, { now, maxRecords: this.r.config.INGEST_MAX_RECORDS, retentionDays: policy.daysOf }),
     );
+    // The records' devices, and the devices a topic or a device credential names.
     const ids = new Set<string>();
-    if (messages.some((m) => m.principal.kind !== 'ingest-key')) {
-      for (const m of messages) if (m.principal.kind !== 'ingest-key') ids.add(m.principal.equipmentId);
-    }
+    for (const m of messages) if (m.principal.kind !== 'ingest-key') ids.add(m.principal.equipmentId);
     for (const pack of packs) for (const record of pack.records) ids.add(record.equipmentId);
     const devices = ids.size > 0 ? await this.r.directory.lookup([...ids]) : new Map<string, DeviceInfo>();
 
@@ -268,7 +276,7 @@ export class Ingestor {
         state.refused = pack.refused;
         return;
       }
-      // A topic (or a device credential) whose equipment its collectivity does not own: the whole message.
+      // A topic pairing an equipment with a collectivity that does not own it: the whole message.
       if (principal.kind === 'topic') {
         const device = devices.get(principal.equipmentId);
         if (device && device.collectivityId !== principal.collectivityId) {
@@ -375,15 +383,14 @@ export class Ingestor {
       value[i] = record.value;
       collectivity[i] = device.collectivityId;
     }
-    const { rows } = await client.query<{ inserted: number; keys: string[] | null }>({
-      name: 'telemetry-ingest-readings',
-      text: READINGS_SQL,
-      values: [textArray(equipment), textArray(metric), numberArray(ms), numberArray(value), textArray(collectivity), n],
-    });
+    const keys = [textArray(equipment), textArray(metric), float8Array(ms)];
+    const result = await client.query({ name: 'telemetry-ingest-readings', text: READINGS_SQL, values: [...keys, float8Array(value), textArray(collectivity)] });
     let inserted = candidates;
-    if (rows[0].inserted < n) {
-      const keys = new Set(rows[0].keys ?? []);
-      inserted = candidates.filter((_, i) => keys.has(`${equipment[i]} ${metric[i]} ${ms[i]}`));
+    if ((result.rowCount ?? 0) < n) {
+      const { rows } = await client.query<{ n: number }>({ name: 'telemetry-ingest-inserted', text: INSERTED_SQL, values: keys });
+      const taken = new Uint8Array(n);
+      for (const row of rows) taken[row.n - 1] = 1;
+      inserted = candidates.filter((_, i) => taken[i] === 1);
     }
     if (inserted.length > 0) {
       await client.query({ name: 'telemetry-ingest-derived', text: DERIVED_SQL, values: derivedParameters(inserted) });
@@ -447,21 +454,64 @@ function readingsEvents(stored: StoredReading[]): NewEvent[] {
   return [...byCollectivity].map(([collectivityId, r]) => ({ topic: READINGS_TOPIC, collectivityId, payload: { r } satisfies ReadingsEventPayload }));
 }
 
-/**
- * A PostgreSQL array literal of texts, built at once: pg's own serialisation escapes element by
- * element, which was the Ingestor's largest cost. Ids, metric names, collectivities, kinds and
- * dates hold neither quotes nor backslashes (validated), so one check of the whole suffices;
- * anything else falls back to escaping. Every element is quoted (an unquoted NULL would be null).
+/*
+ * Array parameters in PostgreSQL's binary format (a Buffer parameter is sent as binary by pg):
+ * pg's own text serialisation escapes element by element, and the server then parses every
+ * element's text; here each number is 8 bytes written as is, each text its bytes. This was the
+ * largest cost of the Ingestor in Node and a measurable one in PostgreSQL. Layout (array_recv):
+ * ndim, has-nulls flag, element type oid, then per dimension its length and lower bound, then
+ * per element its length and bytes.
  */
-export function textArray(values: readonly string[]): string {
-  const joined = values.join('","');
-  if (!/["\\]/.test(joined)) return values.length === 0 ? '{}' : `{"${joined}"}`;
-  return `{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+const FLOAT8 = 701;
+const INT4 = 23;
+const TEXT = 25;
+
+function arrayHeader(buffer: Buffer, length: number, oid: number): number {
+  buffer.writeInt32BE(length === 0 ? 0 : 1, 0);
+  buffer.writeInt32BE(0, 4);
+  buffer.writeInt32BE(oid, 8);
+  if (length === 0) return 12;
+  buffer.writeInt32BE(length, 12);
+  buffer.writeInt32BE(1, 16);
+  return 20;
 }
 
-/** A PostgreSQL array literal of finite numbers (JavaScript's shortest round-trip form, which float8 reads exactly). */
-export function numberArray(values: readonly number[]): string {
-  return `{${values.join(',')}}`;
+/** A float8[] parameter (finite numbers). */
+export function float8Array(values: readonly number[]): Buffer {
+  const buffer = Buffer.allocUnsafe(20 + values.length * 12);
+  let offset = arrayHeader(buffer, values.length, FLOAT8);
+  for (const value of values) {
+    buffer.writeInt32BE(8, offset);
+    buffer.writeDoubleBE(value, offset + 4);
+    offset += 12;
+  }
+  return buffer.subarray(0, offset);
+}
+
+/** An int4[] parameter (whole numbers). */
+export function int4Array(values: readonly number[]): Buffer {
+  const buffer = Buffer.allocUnsafe(20 + values.length * 8);
+  let offset = arrayHeader(buffer, values.length, INT4);
+  for (const value of values) {
+    buffer.writeInt32BE(4, offset);
+    buffer.writeInt32BE(value, offset + 4);
+    offset += 8;
+  }
+  return buffer.subarray(0, offset);
+}
+
+/** A text[] parameter (UTF-8; the values hold no NUL: ids, metric names, collectivities, kinds, dates). */
+export function textArray(values: readonly string[]): Buffer {
+  let size = 20;
+  for (const value of values) size += 4 + Buffer.byteLength(value);
+  const buffer = Buffer.allocUnsafe(size);
+  let offset = arrayHeader(buffer, values.length, TEXT);
+  for (const value of values) {
+    const written = buffer.write(value, offset + 4, 'utf8');
+    buffer.writeInt32BE(written, offset);
+    offset += 4 + written;
+  }
+  return buffer.subarray(0, offset);
 }
 
 /** Key order (equipment, metric, time): the order in which every statement takes its rows. */
@@ -525,7 +575,7 @@ class Increment {
  * DERIVED_SQL's parameters from the inserted rows, in key order: one pass, since a key's hours and
  * Paris days follow each other in time order.
  */
-function derivedParameters(inserted: Candidate[]): unknown[] {
+function derivedParameters(inserted: Candidate[]): Buffer[] {
   const latest: Candidate[] = [];
   const hourly: Increment[] = [];
   const daily: Increment[] = [];
@@ -546,28 +596,71 @@ function derivedParameters(inserted: Candidate[]): unknown[] {
     previous = candidate;
   }
   if (previous !== null) latest.push(previous);
-  const columns = (increments: Increment[], withKind: boolean) => [
-    textArray(increments.map((i) => i.candidate.record.equipmentId)),
-    textArray(increments.map((i) => i.candidate.record.metric)),
-    withKind ? textArray(increments.map((i) => i.bucket as string)) : numberArray(increments.map((i) => i.bucket as number)),
-    textArray(increments.map((i) => i.candidate.device.collectivityId)),
-    ...(withKind ? [textArray(increments.map((i) => i.candidate.device.kind))] : []),
-    numberArray(increments.map((i) => i.n)),
-    numberArray(increments.map((i) => i.sum)),
-    numberArray(increments.map((i) => i.min)),
-    numberArray(increments.map((i) => i.max)),
-    numberArray(increments.map((i) => i.firstMs)),
-    numberArray(increments.map((i) => i.firstValue)),
-    numberArray(increments.map((i) => i.lastMs)),
-    numberArray(increments.map((i) => i.lastValue)),
-  ];
+  const latestTimes = new Array<number>(latest.length);
+  const latestValues = new Array<number>(latest.length);
+  for (let i = 0; i < latest.length; i++) {
+    latestTimes[i] = latest[i].record.time.getTime();
+    latestValues[i] = latest[i].record.value;
+  }
   return [
     textArray(latest.map((c) => c.record.equipmentId)),
     textArray(latest.map((c) => c.record.metric)),
-    numberArray(latest.map((c) => c.record.time.getTime())),
-    numberArray(latest.map((c) => c.record.value)),
+    float8Array(latestTimes),
+    float8Array(latestValues),
     textArray(latest.map((c) => c.device.collectivityId)),
-    ...columns(hourly, false),
-    ...columns(daily, true),
+    ...incrementColumns(hourly, false),
+    ...incrementColumns(daily, true),
+  ];
+}
+
+/** The columns of DERIVED_SQL for hourly (bucket: epoch ms) or daily (bucket: the Paris day, and the kind) increments. */
+function incrementColumns(increments: Increment[], daily: boolean): Buffer[] {
+  const n = increments.length;
+  const equipment = new Array<string>(n);
+  const metric = new Array<string>(n);
+  const collectivity = new Array<string>(n);
+  const kind = new Array<string>(n);
+  const days = new Array<string>(n);
+  const hours = new Array<number>(n);
+  const count = new Array<number>(n);
+  const sum = new Array<number>(n);
+  const min = new Array<number>(n);
+  const max = new Array<number>(n);
+  const firstMs = new Array<number>(n);
+  const firstValue = new Array<number>(n);
+  const lastMs = new Array<number>(n);
+  const lastValue = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const increment = increments[i];
+    const { record, device } = increment.candidate;
+    equipment[i] = record.equipmentId;
+    metric[i] = record.metric;
+    collectivity[i] = device.collectivityId;
+    kind[i] = device.kind;
+    if (daily) days[i] = increment.bucket as string;
+    else hours[i] = increment.bucket as number;
+    count[i] = increment.n;
+    sum[i] = increment.sum;
+    min[i] = increment.min;
+    max[i] = increment.max;
+    firstMs[i] = increment.firstMs;
+    firstValue[i] = increment.firstValue;
+    lastMs[i] = increment.lastMs;
+    lastValue[i] = increment.lastValue;
+  }
+  return [
+    textArray(equipment),
+    textArray(metric),
+    daily ? textArray(days) : float8Array(hours),
+    textArray(collectivity),
+    ...(daily ? [textArray(kind)] : []),
+    int4Array(count),
+    float8Array(sum),
+    float8Array(min),
+    float8Array(max),
+    float8Array(firstMs),
+    float8Array(firstValue),
+    float8Array(lastMs),
+    float8Array(lastValue),
   ];
 }

@@ -155,11 +155,13 @@ function validate(payload: Buffer | string, options: ValidationOptions): Validat
   const oldestByMetric = new Map<MetricName, number>();
   const newest = options.now + MAX_FUTURE_MS;
 
-  for (let index = 0; index < pack.length; index++) {
+  let index = 0;
+  // One function for the whole pack (not a closure per record): `index` is the record's.
+  const reject = (code: RejectionCode, field: string | null, reason: string) => {
+    rejected.push({ index, field, reason, code });
+  };
+  for (; index < pack.length; index++) {
     const record: unknown = pack[index];
-    const reject = (code: RejectionCode, field: string | null, reason: string) => {
-      rejected.push({ index, field, reason, code });
-    };
     if (typeof record !== 'object' || record === null || Array.isArray(record)) {
       reject('bad_record', null, `a SenML record is a JSON object, not ${quote(record)}`);
       continue;
