@@ -52,6 +52,14 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
     req.resume();
     return Promise.reject(tooLarge());
   }
+  return readBodyBytes(req, maxBytes, tooLarge).then((body) => body.toString('utf8'));
+}
+
+/**
+ * The whole body as bytes, counted as it arrives: as soon as it passes `maxBytes` the rest is
+ * discarded (the response then closes the connection) and the promise rejects with `tooLarge()`.
+ */
+export function readBodyBytes(req: IncomingMessage, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -60,15 +68,16 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
       if (size > maxBytes) {
         chunks.length = 0;
         req.off('data', onData);
-        req.resume(); // discard the rest; the response closes the connection
+        req.resume();
         reject(tooLarge());
       } else {
         chunks.push(chunk);
       }
     };
     req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
     req.once('error', reject);
+    req.once('aborted', () => reject(new Error('request aborted')));
   });
 }
 

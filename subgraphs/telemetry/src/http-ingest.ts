@@ -22,7 +22,7 @@
  *   the same pack (readings are idempotent).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJson } from '@connecte/shared/http';
+import { readBodyBytes, sendJson } from '@connecte/shared/http';
 import { sendProblem } from '@connecte/shared/problem';
 import type { TelemetryResources } from './resources.js';
 import type { Principal } from './types.js';
@@ -45,29 +45,6 @@ function repeated(req: IncomingMessage, names: readonly string[]): string | null
     counts.set(name, count);
   }
   return null;
-}
-
-/** The body, counted as it arrives: rejects with BodyTooLarge as soon as it passes `maxBytes`. */
-function readLimited(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        chunks.length = 0;
-        req.off('data', onData);
-        req.resume(); // discard the rest; the answer closes the connection
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
-    req.once('error', reject);
-    req.once('aborted', () => reject(new Error('request aborted')));
-  });
 }
 
 /** Ends the exchange without reading (the rest of) the body: the connection closes after the answer. */
@@ -141,7 +118,7 @@ export async function handleIngestRequest(req: IncomingMessage, res: ServerRespo
   if (declared > maxBytes) return tooLarge(declared);
   let payload: Buffer;
   try {
-    payload = await readLimited(req, maxBytes);
+    payload = await readBodyBytes(req, maxBytes, () => new BodyTooLarge());
   } catch (error) {
     if (error instanceof BodyTooLarge) return tooLarge();
     // The client went away: nobody to answer.
