@@ -10,6 +10,7 @@ COPY packages/testkit/package.json packages/testkit/
 COPY subgraphs/territory/package.json subgraphs/territory/
 COPY subgraphs/equipment/package.json subgraphs/equipment/
 COPY subgraphs/telemetry/package.json subgraphs/telemetry/
+COPY subgraphs/tickets/package.json subgraphs/tickets/
 COPY gateway/package.json gateway/
 COPY opendata/package.json opendata/
 RUN npm ci --include=dev --no-audit --no-fund

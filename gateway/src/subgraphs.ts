@@ -1,4 +1,5 @@
 import { fromRoot, SUBGRAPHS as REGISTRY, registeredSubgraph, subgraphUrlVariable, type SubgraphEntry } from '@connecte/shared/registry';
+import { subgraphUrl } from '@connecte/shared/peers';
 
 export { subgraphUrlVariable };
 
@@ -31,12 +32,8 @@ export function selectSubgraphs(names?: readonly string[], registry: readonly Su
   return registry.filter((entry) => names.includes(entry.name));
 }
 
-/** Where the gateway reaches a subgraph: `SUBGRAPH_<NAME>_URL` when set, else its default local port. */
-export function subgraphUrl(name: string, env: NodeJS.ProcessEnv = process.env): string {
-  const override = env[subgraphUrlVariable(name)];
-  if (override) return override;
-  return `http://127.0.0.1:${registeredSubgraph(name).defaultPort}/graphql`;
-}
+/** Where the gateway reaches a subgraph: `SUBGRAPH_<NAME>_URL` when set, else its default local port (the shared rule). */
+export { subgraphUrl };
 
 /**
  * The URL of each subgraph served (default: every registered one), each from the environment or

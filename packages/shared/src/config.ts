@@ -200,6 +200,26 @@ export const baseVariables = z.object({
   MQTT_INGEST_BATCH_MS: wholeNumber(0, 1_000).default(5),
   /** Ingest transactions in flight at once (each holds a pool connection). */
   MQTT_INGEST_CONCURRENCY: wholeNumber(1, 32).default(3),
+
+  // --- tickets (citizen reports, photos, GRC webhook, personal data) -----------------
+  /** Months after a ticket closes when its reporter's contact data and photos are erased (GDPR retention); at least 1. */
+  TICKETS_PERSONAL_DATA_RETENTION_MONTHS: wholeNumber(1, 120).default(12),
+  /** How often the retention worker runs; 0 turns it off (it still runs once at start). */
+  TICKETS_RETENTION_INTERVAL_MS: wholeNumber(0, 86_400_000).default(3_600_000),
+  /** Largest photo upload, bytes (413 beyond). */
+  TICKETS_PHOTO_MAX_BYTES: wholeNumber(1_024, 50 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** Largest photo side kept, pixels: larger photos are scaled down when re-encoded. */
+  TICKETS_PHOTO_MAX_SIDE: wholeNumber(64, 10_000).default(2_048),
+  /** Whether a new report is attached to an open one of its category within 50 m and 7 days (off only to measure its cost). */
+  TICKETS_DUPLICATE_DETECTION: flag.default(true),
+  /** Reports per hour per reporter (account, e-mail or phone) and per client address; 0 disables. */
+  TICKETS_REPORTS_PER_HOUR: wholeNumber(0, 1_000_000).default(20),
+  /** The collectivities' citizen-relations (GRC) system: every ticket change is POSTed there, signed. Unset: no export. */
+  GRC_WEBHOOK_URL: urlWithProtocol(['http:', 'https:']).optional(),
+  /** The HMAC-SHA256 key of the webhook's signature (required with GRC_WEBHOOK_URL). */
+  GRC_WEBHOOK_SECRET: z.string().min(32, 'must be at least 32 characters long').optional(),
+  /** The receiver's answer is awaited this long per delivery. */
+  GRC_WEBHOOK_TIMEOUT_MS: wholeNumber(100, 600_000).default(10_000),
 });
 
 type BaseVariables = z.infer<typeof baseVariables>;
@@ -216,6 +236,7 @@ function checkBase(env: BaseVariables, ctx: z.RefinementCtx): void {
   if (env.PERSISTED_OPERATIONS_ONLY && !env.PERSISTED_OPERATIONS_FILE) {
     ctx.addIssue({ code: 'custom', path: ['PERSISTED_OPERATIONS_FILE'], message: 'is required when PERSISTED_OPERATIONS_ONLY=true' });
   }
+  if (env.GRC_WEBHOOK_URL && !env.GRC_WEBHOOK_SECRET) ctx.addIssue({ code: 'custom', path: ['GRC_WEBHOOK_SECRET'], message: 'is required when GRC_WEBHOOK_URL is set' });
   if (env.MQTT_USERNAME && !env.MQTT_PASSWORD) ctx.addIssue({ code: 'custom', path: ['MQTT_PASSWORD'], message: 'is required when MQTT_USERNAME is set' });
   if (env.MQTT_PASSWORD && !env.MQTT_USERNAME) ctx.addIssue({ code: 'custom', path: ['MQTT_USERNAME'], message: 'is required when MQTT_PASSWORD is set' });
 }

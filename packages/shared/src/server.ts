@@ -39,6 +39,7 @@ import { namingTheArgument } from './argument-path.js';
 import { databaseTimeoutOf, TIMEOUT_CODE, timeoutError, warnDatabaseTimeout } from './timeouts.js';
 import { createWorkers, type Worker } from './workers.js';
 import { registeredSubgraph, RESERVED_PATHS, ROUTE_PREFIX } from './registry.js';
+import { createPeers, type Peers } from './peers.js';
 
 export interface RequestContext {
   viewer: Viewer;
@@ -85,6 +86,8 @@ export interface WorkerResources {
   log: Logger;
   /** The service's Prometheus registry (served at `/metrics`): a domain registers its own counters in it. */
   metrics: Metrics;
+  /** The other subgraphs' own queries (packages/shared/src/peers.ts). */
+  peers: Peers;
 }
 
 export interface RunningService {
@@ -151,6 +154,8 @@ export async function startSubgraph<C extends RequestContext>(
     log?: Logger;
     /** How long shutdown waits for each worker to stop (default WORKER_STOP_TIMEOUT_MS). */
     workerStopTimeoutMs?: number;
+    /** Other subgraphs' URLs by name (a test hub's); the others from SUBGRAPH_<NAME>_URL or their default port. */
+    peers?: Record<string, string>;
   },
 ): Promise<RunningService> {
   const { config } = options;
@@ -167,7 +172,8 @@ export async function startSubgraph<C extends RequestContext>(
   // (a database that is down shows in the `database` check).
   const eventBusWorker: Worker = { name: 'event-bus', start: () => events.start(), stop: () => events.close(), status: () => ({ ready: true, state: events.listening ? 'listening' : 'reconnecting' }) };
   const metrics = createMetrics(service.name);
-  const workers = createWorkers([eventBusWorker, ...(service.workers?.({ config, db, events, log, metrics }) ?? [])], {
+  const peers = createPeers(options.peers, config.SUBGRAPH_TIMEOUT_MS);
+  const workers = createWorkers([eventBusWorker, ...(service.workers?.({ config, db, events, log, metrics, peers }) ?? [])], {
     log,
     stopTimeoutMs: options.workerStopTimeoutMs,
   });
@@ -329,7 +335,7 @@ export async function startSubgraph<C extends RequestContext>(
         res.writeHead(200, { 'content-type': contentType }).end(body);
       } else if (routePrefix(path) !== undefined) {
         route = routePrefix(path)!;
-        await service.routes![route](req, res, { config, db, events, log: log.child({ requestId }), metrics });
+        await service.routes![route](req, res, { config, db, events, log: log.child({ requestId }), metrics, peers });
       } else {
         sendJson(res, 404, { error: `no route ${path}: try /graphql, /healthz, /readyz or /metrics` });
       }

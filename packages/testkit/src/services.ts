@@ -76,7 +76,8 @@ export async function startService(subgraph: string | SubgraphService, options: 
 export async function startSubgraphs(config: Config, registry: readonly SubgraphEntry[] = SUBGRAPHS): Promise<Record<string, RunningService>> {
   const running: Record<string, RunningService> = {};
   try {
-    for (const entry of registry) running[entry.name] = await startSubgraph(await loadSubgraphService(entry), { config, port: 0 });
+    // In the registry's order, each knowing the URLs of those started before it (tickets asks territory and equipment).
+    for (const entry of registry) running[entry.name] = await startSubgraph(await loadSubgraphService(entry), { config, port: 0, peers: urlsOf(running) });
   } catch (error) {
     await Promise.all(Object.values(running).map((service) => service.close()));
     throw error;

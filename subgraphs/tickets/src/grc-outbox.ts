@@ -1,0 +1,7 @@
+// Skeleton (contract in /work/notes/interfaces.md): replaced by its helper.
+import type { Worker } from '@connecte/shared/workers';
+import type { TicketResources } from './resources.js';
+
+export function grcOutboxWorker(_resources: TicketResources): Worker {
+  return { name: 'grc-outbox', start: async () => {}, stop: async () => {}, status: () => ({ ready: true, state: 'not built' }) };
+}

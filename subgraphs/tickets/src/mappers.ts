@@ -1,0 +1,10 @@
+// What the resolvers of each GraphQL type receive and return instead of its GraphQL shape
+// (`<Type>Mapper`; scripts/codegen.ts reads this file). One line per type, beside its area's values.
+export type EquipmentMapper = { id: string };
+// tickets (types.ts): the stored rows.
+export type TicketMapper = import('./types.js').TicketRow;
+export type TicketCategoryMapper = import('./types.js').CategoryRow;
+export type TicketConnectionMapper = import('@connecte/shared/pagination').Connection<import('./types.js').TicketRow>;
+// interventions (types.ts): the stored rows.
+export type InterventionMapper = import('./types.js').InterventionRow;
+export type InterventionConnectionMapper = import('@connecte/shared/pagination').Connection<import('./types.js').InterventionRow>;

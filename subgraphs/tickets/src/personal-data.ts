@@ -1,0 +1,6 @@
+// Skeleton (contract in /work/notes/interfaces.md): replaced by its helper.
+import type { TicketsContext } from './context.js';
+
+export class PersonalDataService {
+  constructor(readonly context: TicketsContext) {}
+}
