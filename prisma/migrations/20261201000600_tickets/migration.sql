@@ -82,8 +82,9 @@ CREATE TABLE "tickets" (
     CONSTRAINT "tickets_duplicate_check" CHECK (("status" = 'DUPLICATE') = ("duplicate_of" IS NOT NULL))
 );
 CREATE INDEX "tickets_geom_idx" ON "tickets" USING GIST ("geom");
--- The duplicate lookup: open tickets of a category, by place and age (a partial GiST index).
-CREATE INDEX "tickets_open_geom_idx" ON "tickets" USING GIST ("category_code", "geom", "created_at")
+-- The duplicate lookup: open tickets near a point on the spheroid (`ST_DWithin(geom::geography, ...)`),
+-- a partial GiST index on the geography of open tickets only; category and age filter the few found.
+CREATE INDEX "tickets_open_geog_idx" ON "tickets" USING GIST (("geom"::geography))
     WHERE "status" IN ('NEW', 'ACKNOWLEDGED', 'ASSIGNED', 'IN_PROGRESS');
 CREATE INDEX "tickets_collectivity_created_idx" ON "tickets" ("collectivity_id", "created_at" DESC, "id" DESC);
 CREATE INDEX "tickets_equipment_idx" ON "tickets" ("equipment_id", "created_at" DESC) WHERE "equipment_id" IS NOT NULL;

@@ -257,6 +257,7 @@ export type LocationInput = {
   lon: Scalars['Float']['input'];
 };
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type Mutation = {
   __typename?: 'Mutation';
   /** Add a note to a ticket's history (staff of its collectivity). */
@@ -287,23 +288,27 @@ export type Mutation = {
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationAddTicketNoteArgs = {
   note: Scalars['String']['input'];
   ticketId: Scalars['ID']['input'];
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationCreateInterventionArgs = {
   input: CreateInterventionInput;
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationEraseReporterPersonalDataArgs = {
   reporter: ReporterSelector;
   requestReference: Scalars['String']['input'];
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationIssueOpen311KeyArgs = {
   collectivityId: Scalars['ID']['input'];
   contactEmail?: InputMaybe<Scalars['String']['input']>;
@@ -311,27 +316,32 @@ export type MutationIssueOpen311KeyArgs = {
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationReportProblemArgs = {
   input: ReportInput;
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationRevokeOpen311KeyArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationSetOpen311PublicKeyArgs = {
   collectivityId: Scalars['ID']['input'];
   enabled: Scalars['Boolean']['input'];
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationTransitionTicketArgs = {
   input: TicketTransitionInput;
 };
 
 
+/** Report problems, move tickets and interventions along, manage Open311 keys, exercise personal-data rights. */
 export type MutationUpdateInterventionArgs = {
   input: UpdateInterventionInput;
 };
@@ -407,6 +417,7 @@ export type PersonalDataExport = {
   tickets: Array<Ticket>;
 };
 
+/** Citizens' reports, their categories, interventions, Open311 keys and personal data. */
 export type Query = {
   __typename?: 'Query';
   /** One intervention by id, or null when it does not exist or the caller may not see it. */
@@ -435,11 +446,13 @@ export type Query = {
 };
 
 
+/** Citizens' reports, their categories, interventions, Open311 keys and personal data. */
 export type QueryInterventionArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** Citizens' reports, their categories, interventions, Open311 keys and personal data. */
 export type QueryInterventionsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<InterventionFilter>;
@@ -447,23 +460,27 @@ export type QueryInterventionsArgs = {
 };
 
 
+/** Citizens' reports, their categories, interventions, Open311 keys and personal data. */
 export type QueryMyTicketsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
+/** Citizens' reports, their categories, interventions, Open311 keys and personal data. */
 export type QueryReporterPersonalDataArgs = {
   reporter: ReporterSelector;
   requestReference: Scalars['String']['input'];
 };
 
 
+/** Citizens' reports, their categories, interventions, Open311 keys and personal data. */
 export type QueryTicketArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** Citizens' reports, their categories, interventions, Open311 keys and personal data. */
 export type QueryTicketsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<TicketFilter>;
@@ -540,6 +557,7 @@ export type ServiceLevel = {
   resolveDueAt: Scalars['DateTime']['output'];
 };
 
+/** Ticket changes as they are committed, resumable from a cursor. */
 export type Subscription = {
   __typename?: 'Subscription';
   /** Changes of the caller's own tickets, and of the originals his duplicates are attached to (citizens), resumable with `after`. */
@@ -549,11 +567,13 @@ export type Subscription = {
 };
 
 
+/** Ticket changes as they are committed, resumable from a cursor. */
 export type SubscriptionMyTicketChangedArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
 };
 
 
+/** Ticket changes as they are committed, resumable from a cursor. */
 export type SubscriptionTicketChangedArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<TicketChangeFilter>;
