@@ -297,3 +297,43 @@ export class CredentialService {
     }
   }
 }
+
+/** Who a decommissioning revokes the credential on behalf of (`revoked_by`). */
+export const DECOMMISSIONED_BY = 'equipment.decommissioned';
+
+/**
+ * A decommissioned asset's device credential stops working: revoked in the database (HTTP ingest
+ * refuses it once the authentication cache forgets it, within its TTL) and its broker account
+ * removed, which disconnects the device. Applied by every telemetry instance's directory on the
+ * asset's `equipment.changed` event: the second finds nothing to revoke. When the broker does not
+ * answer, the revocation still commits and broker-auth's reconciliation removes the account.
+ * Returns the ids of the credentials revoked now.
+ */
+export async function revokeDecommissionedCredential(r: TelemetryResources, equipmentId: string): Promise<string[]> {
+  const client = await r.db.pool.connect();
+  let revoked: string[] = [];
+  try {
+    await client.query('BEGIN');
+    await lockBrokerAccount(client, equipmentId);
+    const { rows } = await client.query<{ id: string }>(
+      'UPDATE device_credentials SET revoked_at = now(), revoked_by = $2 WHERE equipment_id = $1 AND revoked_at IS NULL RETURNING id',
+      [equipmentId, DECOMMISSIONED_BY],
+    );
+    revoked = rows.map((row) => row.id);
+    if (revoked.length > 0) {
+      await r.brokerAuth.revoke(equipmentId, deviceRole(equipmentId)).catch((error: unknown) => {
+        if (!(error instanceof BrokerUpdateError)) throw error;
+        r.log.warn({ equipmentId, reason: error.message }, 'decommissioned device: broker account not removed yet (the reconciliation will)');
+      });
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release(true);
+    throw error;
+  }
+  client.release();
+  for (const id of revoked) r.credentials.forget(id);
+  if (revoked.length > 0) r.log.info({ equipmentId, revoked }, 'device credential revoked: the asset is decommissioned');
+  return revoked;
+}

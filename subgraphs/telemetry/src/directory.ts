@@ -15,6 +15,7 @@ import type { BusEvent } from '@connecte/shared/events';
 import type { Worker, WorkerStatus } from '@connecte/shared/workers';
 import type { TelemetryResources } from './resources.js';
 import type { DeviceInfo } from './types.js';
+import { revokeDecommissionedCredential } from './credential-service.js';
 
 export const EQUIPMENT_CHANGED = 'equipment.changed';
 /** How long a lookup that misses waits for the directory to reach the newest equipment event. */
@@ -120,6 +121,7 @@ export class DeviceDirectory {
     };
     await this.r.db.pool.query(UPSERT, [row.equipment_id, row.collectivity_id, row.kind, row.status, row.parent_id, event.id]);
     this.remember(row);
+    if (row.status === 'DECOMMISSIONED') await revokeDecommissionedCredential(this.r, row.equipment_id);
   }
 
   private settle() {

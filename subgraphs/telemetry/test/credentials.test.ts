@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MqttClient } from 'mqtt';
 import { COLLECTIVITY_IDS, ROLES, type Role } from '@connecte/shared/auth';
+import { publishEvent } from '@connecte/shared/events';
 import { createLogger } from '@connecte/shared/log';
 import { connectTestBroker, startService, startTestBroker, type Owner, type TestBroker, type TestService } from '@connecte/testkit';
 import { telemetryResourcesFor } from '../src/context.js';
@@ -217,6 +218,34 @@ describe('a device with its credential', () => {
     const again = await operator(REVOKE, { id: equipmentId });
     assert.equal(again.errors, undefined, JSON.stringify(again.errors));
     assert.equal(again.data.revokeDeviceCredential.id, credential.id);
+  });
+
+  it('decommissioned: the asset’s credential is revoked, the device disconnected and refused on MQTT and HTTP; the event applied again changes nothing', async (t) => {
+    const equipmentId = take('fagnieres');
+    const { secret, credential } = await issue(equipmentId, 'fagnieres');
+    const client = await device(t, equipmentId, secret.token);
+    const closed = closes(client);
+    // What the equipment domain publishes when an operator decommissions the asset.
+    const decommissioned = () =>
+      publishEvent(service.db.pool as never, {
+        topic: 'equipment.changed',
+        collectivityId: 'fagnieres',
+        payload: { equipmentId, change: 'DECOMMISSIONED', kind: 'LIGHT_POINT', status: 'DECOMMISSIONED', snapshot: { collectivityId: 'fagnieres', parentId: null } },
+      });
+    await decommissioned();
+    await Promise.race([closed, sleep(5_000).then(() => assert.fail('the broker did not disconnect the decommissioned device'))]);
+    // The broker account goes inside the revoking transaction; HTTP refuses once it commits, when the directory has applied the event.
+    await telemetryResourcesFor(service.db).directory.caughtUp(3_000);
+    await assert.rejects(device(t, equipmentId, secret.token), /Not authorized|Bad user name or password/);
+    assert.equal(await httpStatus(secret.token), 401);
+    const { rows } = await service.db.pool.query('SELECT id, revoked_by FROM device_credentials WHERE equipment_id = $1', [equipmentId]);
+    assert.deepEqual(rows, [{ id: credential.id, revoked_by: 'equipment.decommissioned' }]);
+    const reissue = await operator(ISSUE, { id: equipmentId }, 'fagnieres');
+    assert.equal(reissue.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT', 'a decommissioned asset gets no new credential');
+    await decommissioned();
+    await telemetryResourcesFor(service.db).directory.caughtUp(3_000);
+    const again = await service.db.pool.query('SELECT id, revoked_at FROM device_credentials WHERE equipment_id = $1', [equipmentId]);
+    assert.equal(again.rows.length, 1);
   });
 
   it('rotated: the old token is refused on MQTT (its connection dropped) and HTTP, the new one works', async (t) => {
