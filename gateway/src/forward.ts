@@ -18,7 +18,11 @@ export function forwardTo(options: { subgraph: string; url: string; timeoutMs: n
   const target = new URL(options.url);
   return (request, response) =>
     new Promise<void>((resolve) => {
+      // Once the subgraph has answered, its answer is the client's, whatever happens to the request
+      // body still being sent: a subgraph that refuses early (413) and closes must not turn into a 502.
+      let answered = false;
       const fail = (status: number, detail: string) => {
+        if (answered) return;
         options.log.warn({ subgraph: options.subgraph, path: request.url }, detail);
         if (response.headersSent) response.destroy();
         else sendProblem(response, status, { code: status === 504 ? 'SUBGRAPH_TIMEOUT' : 'SUBGRAPH_UNAVAILABLE', detail });
@@ -43,9 +47,22 @@ export function forwardTo(options: { subgraph: string; url: string; timeoutMs: n
           timeout: options.timeoutMs,
         },
         (answer) => {
-          response.writeHead(answer.statusCode ?? 502, withoutHopByHop(answer.headers));
+          answered = true;
+          const headers = withoutHopByHop(answer.headers);
+          // Answered before the whole body was sent (a refusal): stop sending it, let the rest of
+          // it fall away, and close the client's connection after the answer rather than reading on.
+          const early = !request.complete;
+          if (early) {
+            request.unpipe(upstream);
+            request.resume();
+            headers.connection = 'close';
+          }
+          response.writeHead(answer.statusCode ?? 502, headers);
           answer.pipe(response);
-          answer.once('end', () => resolve());
+          answer.once('end', () => {
+            if (early) upstream.destroy();
+            resolve();
+          });
           answer.once('error', () => {
             response.destroy();
             resolve();

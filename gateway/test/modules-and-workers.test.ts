@@ -9,6 +9,7 @@ import mqtt from 'mqtt';
 import gql from 'graphql-tag';
 import { createLogger } from '@connecte/shared/log';
 import { readBody } from '@connecte/shared/http';
+import { refuseRequest } from '@connecte/shared/problem';
 import { startSubgraph } from '@connecte/shared/server';
 import { WorkerStartError, type Worker } from '@connecte/shared/workers';
 import { createTestDatabase, type TestDatabase, startHub, type Hub } from '@connecte/testkit';
@@ -138,6 +139,46 @@ describe('gateway modules and workers', () => {
     } finally {
       await gateway.close();
       await open311.close();
+    }
+  });
+
+  it('passes on a subgraph’s early refusal of a large body (413 and its reason) instead of a 502', async () => {
+    const refusing = await startSubgraph(
+      {
+        name: 'tickets',
+        typeDefs: gql`
+          extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
+          type Query { ping: String }
+        `,
+        resolvers: { Query: { ping: () => 'pong' } },
+        routes: {
+          // Refuses on the declared length, before reading anything (the shared lingering close).
+          '/tickets': (request, response) =>
+            refuseRequest(request, response, 413, { code: 'PAYLOAD_TOO_LARGE', detail: `refused ${request.headers['content-length']} bytes` }),
+        },
+      },
+      { config: hub.config, port: 0, log: createLogger('tickets', { LOG_LEVEL: 'silent' }) },
+    );
+    const gateway = await startGateway({
+      config: hub.config,
+      port: 0,
+      subgraphUrls: { ...subgraphUrls(), equipment: refusing.url },
+      subgraphRoutes: [{ prefix: '/tickets', subgraph: 'equipment' }],
+      log: silent,
+    });
+    try {
+      for (const size of [8 * 1024 * 1024, 3 * 1024 * 1024]) {
+        const response = await fetch(`${gateway.origin}/tickets/photos`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(size) });
+        assert.equal(response.status, 413, `a ${size}-byte body`);
+        assert.equal(((await response.json()) as { detail: string }).detail, `refused ${size} bytes`);
+      }
+      // The gateway still serves after it.
+      const after = await fetch(`${gateway.origin}/healthz`);
+      assert.equal(after.status, 200);
+      await after.arrayBuffer();
+    } finally {
+      await gateway.close();
+      await refusing.close();
     }
   });
 

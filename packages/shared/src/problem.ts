@@ -8,7 +8,7 @@
  * vocabulary as `extensions.code` of the GraphQL errors (BAD_USER_INPUT, NOT_FOUND, …), with
  * `field` naming the parameter or header at fault, as `extensions.field` does there.
  */
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
@@ -68,4 +68,39 @@ export function sendProblem(res: ServerResponse, status: number, problem: Proble
     'content-length': String(Buffer.byteLength(body)),
   });
   res.end(body);
+}
+
+/** What a refused request may still send after the answer (discarded) before its connection is cut. */
+export const LINGER_BYTES = 4 * 1024 * 1024;
+export const LINGER_MS = 3_000;
+
+/**
+ * Answers a request with a problem without reading (the rest of) its body: a refusal decided on
+ * the headers or part of the body (413, 415, 401...). The connection is not cut at once: a peer
+ * still sending (the gateway forwarding a large upload) whose socket is cut gets EPIPE and may
+ * never read the answer, so what still comes is discarded for a while (a lingering close, as
+ * HTTP servers do), then the connection is cut if the body has not ended by then: a client
+ * cannot make the service read much more than LINGER_BYTES.
+ */
+export function refuseRequest(req: IncomingMessage, res: ServerResponse, status: number, problem: ProblemInput, headers: Record<string, string> = {}): void {
+  sendProblem(res, status, problem, headers);
+  if (req.readableEnded) return;
+  let discarded = 0;
+  const stop = () => {
+    clearTimeout(timer);
+    req.off('data', count);
+  };
+  const cut = () => {
+    stop();
+    req.socket.destroy();
+  };
+  const count = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > LINGER_BYTES) cut();
+  };
+  const timer = setTimeout(cut, LINGER_MS).unref();
+  req.on('data', count);
+  req.once('end', stop);
+  req.once('close', stop);
+  req.resume();
 }

@@ -23,7 +23,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBodyBytes, sendJson } from '@connecte/shared/http';
-import { sendProblem } from '@connecte/shared/problem';
+import { refuseRequest, sendProblem } from '@connecte/shared/problem';
 import type { TelemetryResources } from './resources.js';
 import type { Principal } from './types.js';
 
@@ -47,17 +47,8 @@ function repeated(req: IncomingMessage, names: readonly string[]): string | null
   return null;
 }
 
-/** Ends the exchange without reading (the rest of) the body: the connection closes after the answer. */
-function refuse(
-  req: IncomingMessage,
-  res: ServerResponse,
-  status: number,
-  problem: { code: string; detail: string; field?: string },
-  headers: Record<string, string> = {},
-): void {
-  req.resume();
-  sendProblem(res, status, problem, { ...headers, connection: 'close' });
-}
+/** Ends the exchange without reading (the rest of) the body, with a lingering close (`refuseRequest`). */
+const refuse = refuseRequest;
 
 export async function handleIngestRequest(req: IncomingMessage, res: ServerResponse, r: TelemetryResources): Promise<void> {
   const url = req.url ?? '/';
