@@ -98,6 +98,8 @@ connecte-hub is running
   open data (DCAT catalogue)   ${gatewayUrl}/opendata/catalog.jsonld
   open data (equipment)        ${gatewayUrl}/opendata/equipment.geojson
   HTTP ingest (SenML)          ${gatewayUrl}/ingest   (Authorization: Bearer <device token or ingest key>)
+  Open311 GeoReport v2         ${gatewayUrl}/open311/v2/discovery.json
+  report photos                ${gatewayUrl}/tickets/photos   (POST a JPEG, PNG or WebP)
 ${SUBGRAPHS.map((s) => `  subgraph ${s.name.padEnd(20)}${subgraphUrl(s.name)}`).join('\n')}
   MQTT uplinks (simulator)     ${config.MQTT_URL}  connecte/<collectivityId>/<equipmentId>/up
 Development token: npm run token -- --role operator --collectivity chalons

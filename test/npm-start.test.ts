@@ -22,7 +22,7 @@ after(async () => {
 });
 
 it('npm start sets up a fresh database and runs the whole hub with a live simulator', { timeout: 240_000 }, async (t) => {
-  const [gatewayPort, territoryPort, equipmentPort, telemetryPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [gatewayPort, territoryPort, equipmentPort, telemetryPort, ticketsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const mqttBroker = await startTestBroker();
   t.after(() => mqttBroker.stop());
   const output: string[] = [];
@@ -35,6 +35,7 @@ it('npm start sets up a fresh database and runs the whole hub with a live simula
       SUBGRAPH_TERRITORY_URL: `http://127.0.0.1:${territoryPort}/graphql`,
       SUBGRAPH_EQUIPMENT_URL: `http://127.0.0.1:${equipmentPort}/graphql`,
       SUBGRAPH_TELEMETRY_URL: `http://127.0.0.1:${telemetryPort}/graphql`,
+      SUBGRAPH_TICKETS_URL: `http://127.0.0.1:${ticketsPort}/graphql`,
       // The test broker refuses anonymous clients: the hub gets its service account, the simulator issues its own keys.
       ...mqttBroker.env,
       LOG_LEVEL: 'warn',
