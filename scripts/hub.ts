@@ -82,8 +82,10 @@ process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 // Every registered subgraph, by its entry point; SUBGRAPH_<NAME>_URL moves one (the gateway reads the same variable).
+// Tickets limits reports per client address: it believes the gateway's X-Forwarded-For (all on loopback here).
+const OWN_ENV: Record<string, Record<string, string>> = { tickets: { TRUSTED_PROXIES: process.env.TRUSTED_PROXIES ?? '127.0.0.1,::1' } };
 for (const subgraph of SUBGRAPHS) {
-  run(subgraph.name, subgraph.entry, { PORT: new URL(subgraphUrl(subgraph.name)).port });
+  run(subgraph.name, subgraph.entry, { PORT: new URL(subgraphUrl(subgraph.name)).port, ...OWN_ENV[subgraph.name] });
 }
 for (const subgraph of SUBGRAPHS) await waitFor(subgraphUrl(subgraph.name).replace(/\/graphql$/, '/healthz'));
 run(GATEWAY.name, GATEWAY.entry, { PORT: String(GATEWAY_PORT) });

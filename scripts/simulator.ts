@@ -1026,6 +1026,169 @@ async function connect(url: string, clientId: string, secret: Secret, log: (mess
 }
 
 // ---------------------------------------------------------------------------------------------
+// Citizens' reports: a citizen reports a problem from the app; an operator of the responsible
+// collectivity acknowledges it and makes a work order for one of its agents, who starts it and
+// closes it out. Everything goes through the gateway's GraphQL with development tokens, as the
+// app, the control room and the field agents' tablets would.
+
+const REPORTS: readonly { category: string; at: 'LIGHT_POINT' | 'BUS_STOP'; descriptions: readonly string[]; work: string; done: readonly string[] }[] = [
+  { category: 'TAG', at: 'LIGHT_POINT', descriptions: ['Un tag sur le mur juste à côté.', 'Graffitis sur le mobilier urbain.'], work: 'Effacement de tag', done: ['Tag effacé.'] },
+  { category: 'ILLEGAL_DUMPING', at: 'LIGHT_POINT', descriptions: ['Des sacs et un vieux meuble déposés sur le trottoir.', 'Dépôt de gravats au pied du lampadaire.'], work: 'Enlèvement dépôt sauvage', done: ['Dépôt enlevé.'] },
+  { category: 'DAMAGED_FURNITURE', at: 'LIGHT_POINT', descriptions: ['Le banc est cassé.', 'Un potelet a été arraché.'], work: 'Réparation mobilier urbain', done: ['Mobilier réparé.'] },
+  { category: 'POTHOLE', at: 'LIGHT_POINT', descriptions: ['Un trou dans la chaussée, dangereux pour les vélos.'], work: 'Réparation de chaussée', done: ['Nid de poule rebouché.'] },
+  { category: 'FULL_BIN', at: 'LIGHT_POINT', descriptions: ['La corbeille déborde.', 'Le conteneur est plein depuis hier.'], work: 'Vidage point de collecte', done: ['Corbeille vidée.'] },
+  { category: 'BUS_STOP_DAMAGED', at: 'BUS_STOP', descriptions: ['La vitre de l’abribus est cassée.', 'Les horaires de l’arrêt sont illisibles.'], work: 'Réparation arrêt de bus', done: ['Arrêt réparé.'] },
+];
+const LIGHT_OUT = { category: 'LIGHT_OUT', descriptions: ['Le lampadaire ne s’allume plus.', 'La rue est plongée dans le noir, le lampadaire est éteint.'], work: 'Dépannage point lumineux', done: ['Lampe remplacée, point lumineux rallumé.'] };
+
+/** The gateway has no `reportProblem` (a hub without the tickets service): reports stay off. */
+const isMissingField = (error: unknown) => /Cannot query field "reportProblem"|Unknown type "ReportInput"/.test((error as Error).message);
+
+interface CitizenReportsOptions {
+  config: Config;
+  gatewayUrl: string;
+  random: Random;
+  /** Simulated time runs this many times faster than the clock. */
+  speed: number;
+  /** Where citizens stand: light points (and bus stops, for a bus stop's report). */
+  spots: DeviceSummary[];
+  /** The light points out of order now: a citizen passing by sometimes reports one. */
+  broken(): DeviceSummary[];
+  /** The agent closed out the work order of a light point reported out: it is repaired. */
+  repaired(id: string): void;
+  log: (message: string) => void;
+}
+
+class CitizenReports {
+  reported = 0;
+  closedOut = 0;
+  inFlight = 0;
+  disabled = false;
+  private stopped = false;
+  private readonly running = new Set<Promise<unknown>>();
+  private counter = 0;
+  private readonly waits = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+
+  constructor(private readonly o: CitizenReportsOptions) {}
+
+  /** Waits that many simulated seconds (cut short by `stop`). */
+  private sleep(simulatedSeconds: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wait = { timer: setTimeout(() => (this.waits.delete(wait), resolve()), (simulatedSeconds * 1000) / this.o.speed), resolve };
+      this.waits.add(wait);
+    });
+  }
+
+  private token(sub: string, roles: ('citizen' | 'operator' | 'agent')[], collectivities: string[]) {
+    return signDevelopmentToken({ sub, roles, collectivities, expiresIn: Math.min(3_600, this.o.config.JWT_MAX_LIFETIME_SECONDS) }, this.o.config);
+  }
+
+  private pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.o.random() * items.length)];
+  }
+
+  /** One report and its handling, to the end (or until the simulator stops). */
+  play(): Promise<string | null> {
+    const story = this.story();
+    this.running.add(story);
+    this.inFlight++;
+    void story.finally(() => {
+      this.running.delete(story);
+      this.inFlight--;
+    }).catch(() => {});
+    return story;
+  }
+
+  private async story(): Promise<string | null> {
+    const { random, gatewayUrl, log } = this.o;
+    const n = ++this.counter;
+    // A lamp out is what passers-by notice most: reported when one is out, otherwise something else.
+    const broken = this.o.broken();
+    const lamp = broken.length > 0 && random() < 0.5 ? this.pick(broken) : null;
+    const what = lamp ? { ...LIGHT_OUT, at: 'LIGHT_POINT' as const } : this.pick(REPORTS);
+    const spot = lamp ?? this.pick(this.o.spots.filter((d) => d.kind === what.at));
+    if (!spot) return null;
+    // A few metres from the asset, where the citizen stands.
+    const metres = 3 + random() * 8;
+    const angle = random() * 2 * Math.PI;
+    const lon = spot.lon! + (metres * Math.cos(angle)) / (111_320 * Math.cos((spot.lat! * Math.PI) / 180));
+    const lat = spot.lat! + (metres * Math.sin(angle)) / 111_195;
+    const citizen = await this.token(`simulated-citizen-${1 + Math.floor(random() * 500)}`, ['citizen'], []);
+    let report: { ticket: { id: string; status: string; collectivity: { id: string }; alreadyKnown: boolean }; duplicateOf: { id: string } | null };
+    try {
+      ({ reportProblem: report } = await graphql<{ reportProblem: typeof report }>(
+        gatewayUrl,
+        citizen,
+        'mutation($input: ReportInput!) { reportProblem(input: $input) { ticket { id status alreadyKnown collectivity { id } } duplicateOf { id } } }',
+        { input: { category: what.category, location: { lon, lat }, description: this.pick(what.descriptions) } },
+      ));
+    } catch (error) {
+      if (isMissingField(error)) {
+        this.disabled = true;
+        log('[simulator] the hub has no tickets service: citizens’ reports are off');
+      } else {
+        log(`[simulator] a citizen's report was refused: ${(error as Error).message}`);
+      }
+      return null;
+    }
+    this.reported++;
+    const ticketId = report.ticket.id;
+    const collectivityId = report.ticket.collectivity.id;
+    log(`[simulator] citizen report #${n}: ticket ${ticketId} (${what.category}, ${collectivityId})${report.duplicateOf ? `, a duplicate of ${report.duplicateOf.id}` : ''}${report.ticket.alreadyKnown ? ', already known from an alarm' : ''}`);
+    // A duplicate follows its original, which is handled on its own.
+    if (report.duplicateOf) return null;
+
+    const operatorSub = `simulated-operator-${collectivityId}`;
+    const agentSub = `simulated-agent-${collectivityId}-${1 + Math.floor(random() * 3)}`;
+    try {
+      await this.sleep(300 + random() * 1_500);
+      if (this.stopped) return null;
+      const operator = await this.token(operatorSub, ['operator'], [collectivityId]);
+      await graphql(gatewayUrl, operator, 'mutation($id: ID!) { transitionTicket(input: { ticketId: $id, to: ACKNOWLEDGED }) { id status } }', { id: ticketId });
+      const { createIntervention } = await graphql<{ createIntervention: { id: string } }>(
+        gatewayUrl,
+        operator,
+        'mutation($input: CreateInterventionInput!) { createIntervention(input: $input) { id status } }',
+        { input: { ticketId, title: what.work, assignee: agentSub } },
+      );
+      await this.sleep(1_200 + random() * 4_200);
+      if (this.stopped) return null;
+      const agent = await this.token(agentSub, ['agent'], [collectivityId]);
+      await graphql(gatewayUrl, agent, 'mutation($id: ID!) { updateIntervention(input: { id: $id, status: IN_PROGRESS }) { id } }', { id: createIntervention.id });
+      const workSeconds = 900 + random() * 2_700;
+      await this.sleep(workSeconds);
+      if (this.stopped) return null;
+      const agentAgain = await this.token(agentSub, ['agent'], [collectivityId]);
+      await graphql(
+        gatewayUrl,
+        agentAgain,
+        'mutation($id: ID!, $notes: String!, $minutes: Int!) { updateIntervention(input: { id: $id, status: DONE, closeNotes: $notes, minutesSpent: $minutes }) { id } }',
+        { id: createIntervention.id, notes: this.pick(what.done), minutes: Math.max(1, Math.round(workSeconds / 60)) },
+      );
+      if (lamp) this.o.repaired(lamp.id);
+      this.closedOut++;
+      log(`[simulator] ticket ${ticketId}: work order ${createIntervention.id} closed out by ${agentSub}`);
+      return ticketId;
+    } catch (error) {
+      log(`[simulator] ticket ${ticketId} could not be handled: ${(error as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Stops playing: every story ends at its current step (its wait cut short), and is waited for. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.disabled = true;
+    for (const wait of this.waits) {
+      clearTimeout(wait.timer);
+      wait.resolve();
+    }
+    this.waits.clear();
+    await Promise.allSettled([...this.running]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The simulator.
 
 export interface FaultRates {
@@ -1037,6 +1200,18 @@ export interface FaultRates {
   repairSeconds?: number;
 }
 
+export interface CitizenRates {
+  /**
+   * Mean simulated seconds between two problems citizens report through the gateway
+   * (`reportProblem`); 0: none. Default 1,800. Each is then acknowledged by an operator of the
+   * ticket's collectivity, who creates a work order for its agent; the agent starts it and closes
+   * it out (a lamp reported out is repaired then). Off by itself when the hub has no tickets service.
+   */
+  reportMeanSeconds?: number;
+  /** At most this many reports handled at once (default 5). */
+  concurrent?: number;
+}
+
 export interface SimulatorOptions {
   config: Config;
   /** The gateway's `/graphql`: the territory is read, and credentials issued, through it. */
@@ -1046,6 +1221,7 @@ export interface SimulatorOptions {
   /** Simulated time runs this many times faster than `now()` from the start (tests: give a `now` far enough in the past). */
   speed?: number;
   faults?: FaultRates;
+  citizens?: CitizenRates;
   /** Light points or traffic-signal controllers to break down at once (repaired after `faults.repairSeconds`). */
   breakDown?: string[];
   /** Which loaded assets to play (all by default); called in id order. */
@@ -1089,6 +1265,10 @@ export interface RunningSimulator {
   breakDown(id: string, repairAfterSeconds?: number | null): void;
   /** Repairs it now (reported at once). */
   repair(id: string): void;
+  /** Citizens' reports made so far, and those whose work order was closed out. */
+  citizenReports(): { reported: number; closedOut: number };
+  /** Makes a citizen report a problem now and plays its handling; resolves with the ticket's id once its work order is closed out (null for a duplicate). */
+  reportProblem(): Promise<string | null>;
   stop(): Promise<void>;
 }
 
@@ -1285,6 +1465,27 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     if (working.length) breakDown(working[Math.floor(random() * working.length)].device.id, rates.repairSeconds * (0.5 + random()));
   };
 
+  // Citizens' reports and their handling, through the gateway as the app, the control room and the field agents would.
+  const citizenRates = { reportMeanSeconds: 1_800, concurrent: 5, ...options.citizens };
+  const citizens = new CitizenReports({
+    config,
+    gatewayUrl,
+    random,
+    speed,
+    spots: territory.devices.filter((d) => (d.kind === 'LIGHT_POINT' || d.kind === 'BUS_STOP') && d.lon !== null),
+    broken: () => lights.filter((e) => (e.model as Model & Faulty).faultSince !== null).map((e) => e.device),
+    repaired: (id) => {
+      const entry = played.get(id);
+      if (entry && isFaulty(entry.model) && entry.model.faultSince !== null) repair(id);
+    },
+    log,
+  });
+  const randomReport = (elapsedMs: number) => {
+    const mean = citizenRates.reportMeanSeconds;
+    if (mean <= 0 || citizens.disabled || citizens.inFlight >= citizenRates.concurrent) return;
+    if (random() < 1 - Math.exp(-elapsedMs / 1000 / mean)) void citizens.play().catch(() => {});
+  };
+
   // Building the models (and their history) took a moment too: the clock starts now.
   start = origin = clock();
   log(`[simulator] playing ${played.size} devices over ${config.MQTT_URL} (${ownCredentialDevices.length} with credentials of their own)`);
@@ -1303,6 +1504,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
       }
       randomFault(lights, rates.lightMeanSeconds, ms - lastTick);
       randomFault(signals, rates.signalMeanSeconds, ms - lastTick);
+      randomReport(ms - lastTick);
       lastTick = ms;
     },
     Math.max(20, Math.min(1_000, 1_000 / speed)),
@@ -1316,8 +1518,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     time,
     breakDown,
     repair,
+    citizenReports: () => ({ reported: citizens.reported, closedOut: citizens.closedOut }),
+    reportProblem: () => citizens.play(),
     async stop() {
       clearInterval(tick);
+      await citizens.stop();
       // Let the broker acknowledge what is in flight, but do not wait on a broker that is gone.
       const deadline = Date.now() + 3_000;
       const pending = () => opened.some((client) => client.connected && (Object.keys(client.outgoing).length > 0 || client.queue.length > 0));

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
@@ -12,7 +13,13 @@ export interface GatewayContext {
   authorization?: string;
   /** Crosses the gateway so one request can be followed through every service's log. */
   requestId: string;
+  /** The X-Forwarded-For chain the subgraphs receive: the caller's own, then the address the gateway saw. */
+  forwardedFor?: string;
 }
+
+/** The chain a request forwarded by the gateway carries: what it came with, then its peer (as the route forwarder does). */
+export const forwardedChain = (request: Pick<IncomingMessage, 'headers' | 'socket'>): string =>
+  [request.headers['x-forwarded-for'], request.socket.remoteAddress].flat().filter(Boolean).join(', ');
 
 /** A subgraph answered with a non-2xx status but a GraphQL body (e.g. 401 UNAUTHENTICATED). */
 class GraphQLErrorResponse extends GraphQLError {
@@ -56,6 +63,7 @@ export class AuthForwardingDataSource extends RemoteGraphQLDataSource<GatewayCon
     const headers = request.http!.headers;
     if (context.authorization) headers.set('authorization', context.authorization);
     if (context.requestId) headers.set('x-request-id', context.requestId);
+    if (context.forwardedFor) headers.set('x-forwarded-for', context.forwardedFor);
   }
 
   override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<GatewayGraphQLResponse> {

@@ -7,6 +7,7 @@ import http from 'node:http';
 import { sendProblem } from '@connecte/shared/problem';
 import type { Logger } from '@connecte/shared/log';
 import type { RouteHandler } from './modules.js';
+import { forwardedChain } from './data-source.js';
 
 /** Per-connection headers (RFC 9110 §7.6.1) stay on their own hop. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -41,7 +42,7 @@ export function forwardTo(options: { subgraph: string; url: string; timeoutMs: n
             // What the subgraph needs to answer as the hub would (links, client address), believed only
             // when the gateway's address is among the subgraph's TRUSTED_PROXIES.
             ...(request.headers.host ? { 'x-forwarded-host': request.headers.host } : {}),
-            'x-forwarded-for': [request.headers['x-forwarded-for'], request.socket.remoteAddress].filter(Boolean).join(', '),
+            'x-forwarded-for': forwardedChain(request),
           },
           agent: options.agent,
           timeout: options.timeoutMs,

@@ -24,7 +24,7 @@ import { GATEWAY, RESERVED_PATHS } from '@connecte/shared/registry';
 import { createCallerRateLimits } from '@connecte/shared/rate-limit';
 import { screenGraphQLRequest } from '@connecte/shared/request-screen';
 import { composeSubset, readCommittedSupergraph, withSubgraphUrls } from './compose.js';
-import { AuthForwardingDataSource, type GatewayContext } from './data-source.js';
+import { AuthForwardingDataSource, forwardedChain, type GatewayContext } from './data-source.js';
 import { createFailureReasons, maskError, subgraphRefusalsAreRequestErrors, timeoutsAreUnavailable } from './errors.js';
 import { createSubgraphFetcher } from './fetcher.js';
 import { createReadiness } from './health.js';
@@ -196,7 +196,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const httpGraphQLRequest = { method, headers: headerMapOf(request), search: screened.search, body: screened.body };
     const result = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest,
-      context: async () => ({ authorization, requestId }),
+      context: async () => ({ authorization, requestId, forwardedFor: forwardedChain(request) }),
     });
     failures.answered(response, httpGraphQLRequest);
     await writeGraphQLResponse(response, result);

@@ -15,7 +15,7 @@ import type { Viewer } from '@connecte/shared/auth';
 import { socketOperation } from '@connecte/shared/graphql-over-http';
 import { admitSocketOperation, type SocketAdmission } from '@connecte/shared/limits';
 import { ConnectionLifetime, isTokenExpiry, limitSendBuffers } from '@connecte/shared/ws-limits';
-import type { GatewayContext } from './data-source.js';
+import { forwardedChain, type GatewayContext } from './data-source.js';
 
 /**
  * Subscriptions through the gateway. @apollo/gateway plans a subscription (a `primary` fetch to
@@ -103,7 +103,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
           ctx.extra.socket.close(4401, `Unauthorized: ${(error as Error).message}`.slice(0, 120));
           return false;
         }
-        ctx.extra.context = { authorization, requestId: options.requestIdFrom(ctx.extra.request) };
+        ctx.extra.context = { authorization, requestId: options.requestIdFrom(ctx.extra.request), forwardedFor: forwardedChain(ctx.extra.request) };
         ctx.extra.upstreams = new Map();
         ctx.extra.lifetime = new ConnectionLifetime(ctx.extra.socket, viewer);
         ctx.extra.subject = viewer.sub;
@@ -240,8 +240,8 @@ function tooSlowError(limit: number): GraphQLError {
   );
 }
 
-function stripUpstream({ authorization, requestId }: SubscriptionContext): GatewayContext {
-  return { authorization, requestId };
+function stripUpstream({ authorization, requestId, forwardedFor }: SubscriptionContext): GatewayContext {
+  return { authorization, requestId, forwardedFor };
 }
 
 function pick(variables: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {

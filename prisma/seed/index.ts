@@ -17,6 +17,7 @@ import { publishEvents } from '@connecte/shared/events';
 import { buildEquipment, SEED_COUNTS, type EquipmentKind, type EquipmentPlan } from './equipment.js';
 import { buildEnergyBaselines, insertEnergyBaselines } from './energy.js';
 import { buildStreets, type StreetSeed } from './streets.js';
+import { buildTickets, insertTickets, SEED_TICKETS, TICKET_CHECKS, type TicketPlan } from './tickets.js';
 import { lineWkt } from './geo.js';
 import {
   buildDistricts,
@@ -31,6 +32,7 @@ import {
 export { SEED_COUNTS, LIGHT_POINTS, DIMMABLE_LIGHT_POINTS, PRESENCE_DETECTORS, BUSES } from './equipment.js';
 export type { EquipmentKind, EquipmentSeed, EquipmentStatus, LightPointPlan } from './equipment.js';
 export { COLLECTIVITIES, SERVICE_CATEGORIES, DISTRICTS, INSEE, AGGLO_ID } from './territory.js';
+export { SEED_TICKETS, buildTickets, type TicketPlan } from './tickets.js';
 export { buildEnergyBaselines, BUILDING_KWH_PER_M2_YEAR, LIGHTING_HOURS_PER_YEAR, REPLACED_HPS, type EnergyBaselineSeed } from './energy.js';
 
 /** Rows per territory table written by the seed (checked by the seed itself). */
@@ -50,6 +52,8 @@ export interface SeedPlan {
   districts: DistrictSeed[];
   streets: StreetSeed[];
   equipment: EquipmentPlan;
+  /** Citizens' tickets, their history and work orders (prisma/seed/tickets.ts). */
+  tickets: TicketPlan;
 }
 
 let cachedPlan: SeedPlan | undefined;
@@ -60,7 +64,8 @@ export function buildSeedPlan(): SeedPlan {
     const communes = loadCommunes();
     const districts = buildDistricts(communes.find((c) => c.code === INSEE.CHALONS)!);
     const streets = buildStreets(communes);
-    cachedPlan = { communes, districts, streets, equipment: buildEquipment(communes, streets) };
+    const equipment = buildEquipment(communes, streets);
+    cachedPlan = { communes, districts, streets, equipment, tickets: buildTickets(communes, streets, equipment.rows) };
   }
   return cachedPlan;
 }
@@ -93,6 +98,7 @@ export async function seed(pool: pg.Pool, options: { log?: (msg: string) => void
     await insertEquipment(client, plan.equipment);
     await publishRegistrations(client, plan.equipment);
     await insertEnergyBaselines(client, buildEnergyBaselines(plan.equipment.rows));
+    await insertTickets(client, plan.tickets);
     await verify(client);
     const counts = await countRows(client);
     await client.query('COMMIT');
@@ -100,7 +106,7 @@ export async function seed(pool: pg.Pool, options: { log?: (msg: string) => void
     await client.query('ANALYZE');
     log(
       `seed: ${counts.commune} communes, ${counts.street} streets, ${counts.equipment} equipment ` +
-        `(${counts.LIGHT_POINT} light points) in ${Math.round(performance.now() - started)} ms`,
+        `(${counts.LIGHT_POINT} light points), ${counts.tickets} tickets, ${counts.interventions} interventions in ${Math.round(performance.now() - started)} ms`,
     );
     return { seeded: true, counts };
   } catch (error) {
@@ -269,6 +275,8 @@ async function verify(client: pg.PoolClient): Promise<void> {
   }
   const baselines = SEED_COUNTS.LIGHT_POINT + SEED_COUNTS.ENERGY_METER;
   if (counts.energy_baselines !== baselines) problems.push(`energy_baselines: ${counts.energy_baselines} rows, expected ${baselines}`);
+  const tickets = SEED_TICKETS.tickets + SEED_TICKETS.duplicates;
+  if (counts.tickets !== tickets) problems.push(`tickets: ${counts.tickets} rows, expected ${tickets}`);
   const { rows } = await client.query<{ check: string; n: number }>(`
     SELECT 'equipment outside the commune of its insee_code' AS check, count(*)::int AS n
       FROM equipment e JOIN commune c ON c.insee_code = e.insee_code
@@ -287,7 +295,8 @@ async function verify(client: pg.PoolClient): Promise<void> {
     UNION ALL
     SELECT 'energy baselines not of a light point or energy meter of that kind and collectivity', count(*)::int
       FROM energy_baselines b LEFT JOIN equipment e ON e.id = b.equipment_id
-     WHERE e.id IS NULL OR e.kind::text <> b.kind OR e.collectivity_id <> b.collectivity_id`);
+     WHERE e.id IS NULL OR e.kind::text <> b.kind OR e.collectivity_id <> b.collectivity_id
+    UNION ALL${TICKET_CHECKS}`);
   for (const row of rows) if (row.n > 0) problems.push(`${row.check}: ${row.n}`);
   if (problems.length) throw new Error(`seed: the generated territory breaks its own rules:\n  - ${problems.join('\n  - ')}`);
 }
@@ -301,6 +310,8 @@ async function countRows(client: pg.PoolClient): Promise<Record<string, number>>
     UNION ALL SELECT 'service_category', count(*)::int FROM service_category
     UNION ALL SELECT 'equipment', count(*)::int FROM equipment
     UNION ALL SELECT 'energy_baselines', count(*)::int FROM energy_baselines
+    UNION ALL SELECT 'tickets', count(*)::int FROM tickets
+    UNION ALL SELECT 'interventions', count(*)::int FROM interventions
     UNION ALL SELECT kind::text, count(*)::int FROM equipment GROUP BY kind`);
   const counts: Record<string, number> = {};
   for (const row of rows) counts[row.key] = row.n;

@@ -78,3 +78,18 @@ export function addressBucketKey(address: string): string {
   const groups = address.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
   return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
+
+/**
+ * The caller's address when it can be believed, else null: the socket's peer for a request that
+ * came directly (no X-Forwarded-For), the client the trusted proxies name, or null for a request a
+ * proxy not in TRUSTED_PROXIES forwarded (a subgraph behind a gateway it does not trust sees only
+ * the gateway: counting everyone as the gateway would make one client's flood everyone's limit).
+ */
+export function believableClientAddress(trustedProxies: readonly string[]): (request: Pick<IncomingMessage, 'headers' | 'socket'>) => string | null {
+  const trusted = new TrustedProxies(trustedProxies);
+  const resolve = clientAddressResolver(trustedProxies);
+  return (request) => {
+    if (request.headers['x-forwarded-for'] === undefined) return resolve(request);
+    return trusted.includes(normalise(request.socket.remoteAddress ?? '')) ? resolve(request) : null;
+  };
+}

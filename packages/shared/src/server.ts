@@ -24,6 +24,7 @@ import {
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createAuthenticator, type Viewer } from './auth.js';
+import { believableClientAddress } from './client-address.js';
 import { loadConfigOrExit, type Config } from './config.js';
 import { createDatabase, type Database } from './db.js';
 import { EventBus } from './events.js';
@@ -44,6 +45,11 @@ import { createPeers, type Peers } from './peers.js';
 export interface RequestContext {
   viewer: Viewer;
   requestId: string;
+  /**
+   * The caller's address when it can be believed (`believableClientAddress`: behind the gateway,
+   * only when the gateway is among TRUSTED_PROXIES), else null: for a domain's own per-address limits.
+   */
+  clientAddress: string | null;
   /** Child logger carrying the request id. */
   log: Logger;
   db: Database;
@@ -181,8 +187,9 @@ export async function startSubgraph<C extends RequestContext>(
   const schema = buildSubgraphSchema([{ typeDefs: service.typeDefs, resolvers: service.resolvers as SchemaResolvers }]);
   const operations = new WeakMap<object, OperationInfo>();
 
-  function contextFor(viewer: Viewer, requestId: string): C {
-    const base: RequestContext = { viewer, requestId, log: log.child({ requestId }), db, events };
+  const addressOf = believableClientAddress(config.TRUSTED_PROXIES);
+  function contextFor(viewer: Viewer, requestId: string, clientAddress: string | null): C {
+    const base: RequestContext = { viewer, requestId, clientAddress, log: log.child({ requestId }), db, events };
     try {
       return service.extendContext ? service.extendContext(base) : (base as C);
     } catch (error) {
@@ -289,7 +296,7 @@ export async function startSubgraph<C extends RequestContext>(
     const httpGraphQLRequest = { method: method.toUpperCase(), headers: headerMapOf(req), search: screened.search, body: screened.body };
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest,
-      context: async () => contextFor(await authenticate(req.headers.authorization), requestId),
+      context: async () => contextFor(await authenticate(req.headers.authorization), requestId, addressOf(req)),
     });
     await writeGraphQLResponse(res, response);
     return operations.get(httpGraphQLRequest);
@@ -431,7 +438,7 @@ export async function startSubgraph<C extends RequestContext>(
         const requestId = typeof requested === 'string' ? requestIdFrom({ [REQUEST_ID_HEADER]: requested }) : ctx.extra.requestId!;
         let contextValue: C;
         try {
-          contextValue = contextFor(ctx.extra.viewer!, requestId);
+          contextValue = contextFor(ctx.extra.viewer!, requestId, addressOf(ctx.extra.request));
         } catch {
           return [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
         }

@@ -92,6 +92,8 @@ CREATE INDEX "tickets_reporter_idx" ON "tickets" ("reporter_sub") WHERE "reporte
 CREATE INDEX "tickets_duplicate_of_idx" ON "tickets" ("duplicate_of") WHERE "duplicate_of" IS NOT NULL;
 CREATE INDEX "tickets_closed_idx" ON "tickets" ("closed_at") WHERE "closed_at" IS NOT NULL AND "reporter_erased_at" IS NULL;
 CREATE INDEX "tickets_updated_idx" ON "tickets" ("updated_at", "id");
+-- Every collectivity's newest first (`tickets` without a collectivity filter, Open311 `GET requests`).
+CREATE INDEX "tickets_created_idx" ON "tickets" ("created_at" DESC, "id" DESC);
 
 -- CreateTable: every change of a ticket (created, each transition, duplicates attached, notes):
 -- who (`actor_sub`, null for the public or the system), with which roles, when, and the note.

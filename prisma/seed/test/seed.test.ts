@@ -16,6 +16,7 @@ import {
   SEED_COUNTS,
   SEED_TERRITORY_COUNTS,
   SERVICE_CATEGORIES,
+  SEED_TICKETS,
   type SeedResult,
 } from '../index.js';
 
@@ -46,7 +47,12 @@ async function checksum(pool: pg.Pool): Promise<Record<string, string>> {
     SELECT 'service_category', md5(string_agg(concat_ws('|', code, label, competence), E'\\n' ORDER BY code)) FROM service_category
     UNION ALL
     SELECT 'energy_baselines', md5(string_agg(concat_ws('|', equipment_id, collectivity_id, kind, baseline_kwh_per_year, source, recorded_on, recorded_by),
-             E'\\n' ORDER BY equipment_id)) FROM energy_baselines`);
+             E'\\n' ORDER BY equipment_id)) FROM energy_baselines
+    UNION ALL
+    SELECT 'tickets', md5(string_agg(concat_ws('|', id, category_code, collectivity_id, status, description, encode(ST_AsBinary(geom), 'hex'), address, equipment_id,
+             duplicate_of, reporter_sub, reporter_email, reporter_phone, round(extract(epoch FROM resolve_due_at - created_at)), (SELECT count(*) FROM ticket_history h WHERE h.ticket_id = t.id),
+             (SELECT string_agg(concat_ws('/', i.id, i.origin, i.status, i.title, i.assignee_sub, i.minutes_spent, i.stop_ids::text), ';' ORDER BY i.id) FROM interventions i WHERE i.ticket_id = t.id)),
+             E'\\n' ORDER BY id)) FROM tickets t`);
   return Object.fromEntries(rows.map((r) => [r.part, r.hash ?? 'empty']));
 }
 
@@ -425,6 +431,21 @@ describe('seed', () => {
     assert.equal(first.counts.energy_baselines, SEED_COUNTS.LIGHT_POINT + SEED_COUNTS.ENERGY_METER, 'nothing else has one');
   });
 
+  test('tickets: every category in every status in the four collectivities, duplicates, work orders and planned works', async () => {
+    assert.equal(first.counts.tickets, SEED_TICKETS.tickets + SEED_TICKETS.duplicates);
+    const r = await one<Record<string, unknown>>(
+      pool,
+      `SELECT (SELECT count(DISTINCT (category_code, status))::int FROM tickets WHERE status <> 'DUPLICATE') AS pairs,
+              (SELECT count(DISTINCT collectivity_id)::int FROM tickets) AS collectivities,
+              (SELECT count(*)::int FROM tickets WHERE status = 'DUPLICATE') AS duplicates,
+              (SELECT count(*)::int FROM tickets WHERE resolve_due_at < coalesce(resolved_at, now())) > 0 AS breaches,
+              (SELECT count(*)::int FROM interventions WHERE origin = 'PLANNED' AND affects_carriageway AND cardinality(stop_ids) > 0) > 0 AS works_at_stops,
+              (SELECT count(DISTINCT status)::int FROM interventions) AS intervention_statuses,
+              (SELECT count(*)::int FROM tickets t WHERE status IN ('ASSIGNED', 'IN_PROGRESS') AND NOT EXISTS (SELECT 1 FROM interventions i WHERE i.ticket_id = t.id)) AS unhandled`,
+    );
+    assert.deepEqual(r, { pairs: 8 * 7, collectivities: 4, duplicates: SEED_TICKETS.duplicates, breaches: true, works_at_stops: true, intervention_statuses: 5, unhandled: 0 });
+  });
+
   test('seeding an already seeded database changes nothing', async () => {
     const again = await seed(pool);
     assert.equal(again.seeded, false);
@@ -466,7 +487,7 @@ describe('seed', () => {
       assert.deepEqual(await checksum(poolA), firstChecksum);
 
       // Concurrency: on an emptied database, two seeds at once write the territory once.
-      await poolA.query(`TRUNCATE equipment, street, district, commune, service_category, collectivity, energy_baselines, telemetry_devices, events, equipment_alarm_faults`);
+      await poolA.query(`TRUNCATE equipment, street, district, commune, service_category, collectivity, energy_baselines, telemetry_devices, events, equipment_alarm_faults, tickets, ticket_history, ticket_photos, interventions, intervention_history CASCADE`);
       const results = await Promise.all([seed(poolA), seed(poolB)]);
       assert.deepEqual(results.map((r) => r.seeded).sort(), [false, true]);
       assert.deepEqual(await checksum(poolA), firstChecksum);

@@ -84,6 +84,14 @@ export interface RecordOptions {
 export async function recordTicketChange(client: pg.ClientBase, change: TicketChange, options: RecordOptions): Promise<{ historyId: string; eventId: string }> {
   const { ticket, action, fromStatus, toStatus, actor } = change;
   const note = change.note ?? null;
+  if (options.exportToGrc) {
+    // The GRC webhook delivers a ticket's changes in outbox-id order, each once the earlier ones
+    // are delivered: so the changes of one ticket must draw their ids in the order they commit.
+    // The ticket's row lock (a no-op when the caller already holds it, e.g. transitionTicket)
+    // serialises them until commit, whichever path records them (a duplicate attached to an
+    // original, the retention's erasure, a transition).
+    await client.query('SELECT 1 FROM tickets WHERE id = $1 FOR NO KEY UPDATE', [ticket.id]);
+  }
   const { rows } = await client.query<{ id: string; at: Date }>(
     `INSERT INTO ticket_history (ticket_id, action, from_status, to_status, actor_sub, actor_roles, note)
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id::text, at`,

@@ -8,3 +8,8 @@ export type TicketConnectionMapper = import('@connecte/shared/pagination').Conne
 // interventions (types.ts): the stored rows.
 export type InterventionMapper = import('./types.js').InterventionRow;
 export type InterventionConnectionMapper = import('@connecte/shared/pagination').Connection<import('./types.js').InterventionRow>;
+// open311 (open311-admin.ts): the stored rows (never a client key's hash).
+export type Open311ClientMapper = import('./open311-admin.js').Open311ClientRow;
+export type Open311PublicKeyMapper = import('./open311-admin.js').Open311PublicKeyRow;
+// photos (photo-store.ts): the rows, without their bytes.
+export type TicketPhotoMapper = import('./photo-store.js').PhotoRow;
