@@ -44,3 +44,22 @@ export function createDatabase(config: DatabaseConfig): Database {
     },
   };
 }
+
+/**
+ * Runs `work` in a transaction on a pool connection of its own: COMMIT when it resolves,
+ * ROLLBACK when it throws (and the connection is then not reused: it may have failed mid-transaction).
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    client.release();
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release(true);
+    throw error;
+  }
+}

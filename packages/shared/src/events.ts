@@ -635,3 +635,36 @@ export class EventBus {
     else sub.queue.push(event);
   }
 }
+
+/**
+ * A subscription's stream: the bus's events of `options`, each turned into what the client
+ * receives by `map` (null skips the event), ended upstream when the client leaves. `map` gets the
+ * stream's signal, aborted then, for work that waits (a read retried while the database is away).
+ */
+export function mapEvents<V>(
+  events: Pick<EventBus, 'subscribe'>,
+  options: Omit<SubscribeOptions, 'signal'>,
+  map: (event: BusEvent, signal: AbortSignal) => V | null | Promise<V | null>,
+): AsyncIterableIterator<V> {
+  const abort = new AbortController();
+  const source = events.subscribe({ ...options, signal: abort.signal });
+  const iterator: AsyncIterableIterator<V> = {
+    async next() {
+      for (;;) {
+        const next = await source.next();
+        if (next.done) return { done: true, value: undefined };
+        const value = await map(next.value, abort.signal);
+        if (value !== null) return { done: false, value };
+      }
+    },
+    async return() {
+      abort.abort();
+      await source.return?.();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}

@@ -84,6 +84,14 @@ export const LINGER_MS = 3_000;
  */
 export function refuseRequest(req: IncomingMessage, res: ServerResponse, status: number, problem: ProblemInput, headers: Record<string, string> = {}): void {
   sendProblem(res, status, problem, headers);
+  lingerAfterAnswer(req);
+}
+
+/**
+ * After an answer sent before (all of) the request's body was read, whatever its format: the
+ * lingering close of `refuseRequest`, for routes that answer errors in a format of their own (Open311).
+ */
+export function lingerAfterAnswer(req: IncomingMessage): void {
   if (req.readableEnded) return;
   let discarded = 0;
   const stop = () => {

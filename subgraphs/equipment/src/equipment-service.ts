@@ -5,7 +5,7 @@ import { Prisma, type Database, type EquipmentKind, type EquipmentStatus } from 
 import { badInput, notFound, unauthenticated } from '@connecte/shared/errors';
 import { checkCoordinates, checkNear } from '@connecte/shared/geo';
 import type { BusEvent, EventBus } from '@connecte/shared/events';
-import { publishEvent } from '@connecte/shared/events';
+import { mapEvents, publishEvent } from '@connecte/shared/events';
 import type { Logger } from '@connecte/shared/log';
 import { connection, decodeCursor, pageSize, type Connection } from '@connecte/shared/pagination';
 import { DETAILS_TYPENAME, validateDetails } from './details.js';
@@ -354,36 +354,13 @@ export class EquipmentService {
     args: SubscriptionEquipmentChangedArgs,
   ): AsyncIterableIterator<{ equipmentChanged: EquipmentChangeValue }> {
     const kinds = args.kinds ? new Set(args.kinds) : null;
-    const abort = new AbortController();
-    const source = events.subscribe({
-      topics: [EQUIPMENT_CHANGED],
-      after: args.after ?? undefined,
-      collectivityIds: args.collectivityIds ?? undefined,
-      signal: abort.signal,
+    return mapEvents(events, { topics: [EQUIPMENT_CHANGED], after: args.after ?? undefined, collectivityIds: args.collectivityIds ?? undefined }, async (event, signal) => {
+      const payload = event.payload as Partial<EquipmentChangedPayload>;
+      if (!payload.equipmentId || (kinds && !kinds.has(payload.kind as EquipmentKind))) return null;
+      this.loaders.clearAll();
+      const [equipment] = await readPatiently(() => this.store.byIds([payload.equipmentId!]), signal);
+      return { equipmentChanged: this.changeValue(event, payload, equipment ?? null) };
     });
-    const service = this;
-    const iterator: AsyncIterableIterator<{ equipmentChanged: EquipmentChangeValue }> = {
-      async next() {
-        for (;;) {
-          const next = await source.next();
-          if (next.done) return { done: true, value: undefined };
-          const payload = next.value.payload as Partial<EquipmentChangedPayload>;
-          if (!payload.equipmentId || (kinds && !kinds.has(payload.kind as EquipmentKind))) continue;
-          service.loaders.clearAll();
-          const [equipment] = await readPatiently(() => service.store.byIds([payload.equipmentId!]), abort.signal);
-          return { done: false, value: { equipmentChanged: service.changeValue(next.value, payload, equipment ?? null) } };
-        }
-      },
-      async return() {
-        abort.abort();
-        await source.return?.();
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
   }
 
   /**

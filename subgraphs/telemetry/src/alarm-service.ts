@@ -14,7 +14,7 @@ import DataLoader from 'dataloader';
 import type pg from 'pg';
 import { actsIn, isPublic, requireRoleIn, type Role, type Viewer } from '@connecte/shared/auth';
 import { badInput, forbidden, notFound, unauthenticated } from '@connecte/shared/errors';
-import { publishEvent, type BusEvent, type EventBus } from '@connecte/shared/events';
+import { mapEvents, publishEvent, type BusEvent, type EventBus } from '@connecte/shared/events';
 import { connection, decodeCursor, pageSize, type Connection } from '@connecte/shared/pagination';
 import type { RequestContext } from '@connecte/shared/server';
 import {
@@ -321,28 +321,10 @@ export class AlarmService {
       if (!this.readable.has(id)) throw forbidden(`filter.collectivityIds.${i}: needs role ${READERS.join(' or ')} in collectivity '${id}'`, `filter.collectivityIds.${i}`);
     });
     const minimum = args.filter.minimumSeverity ? severityRank(args.filter.minimumSeverity) : 0;
-    const abort = new AbortController();
-    const source = this.events.subscribe({ topics: [ALARM_TOPIC], after: args.after ?? undefined, collectivityIds: [...new Set(ids)], signal: abort.signal });
-    const service = this;
-    const iterator: AsyncIterableIterator<{ alarmChanged: AlarmChangeValue }> = {
-      async next() {
-        for (;;) {
-          const next = await source.next();
-          if (next.done) return { done: true, value: undefined };
-          const value = service.changeOf(next.value, minimum);
-          if (value) return { done: false, value: { alarmChanged: value } };
-        }
-      },
-      async return() {
-        abort.abort();
-        await source.return?.();
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    return mapEvents(this.events, { topics: [ALARM_TOPIC], after: args.after ?? undefined, collectivityIds: [...new Set(ids)] }, (event) => {
+      const value = this.changeOf(event, minimum);
+      return value ? { alarmChanged: value } : null;
+    });
   }
 
   private changeOf(event: BusEvent, minimum: number): AlarmChangeValue | null {

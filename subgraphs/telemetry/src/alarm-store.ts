@@ -266,19 +266,5 @@ export async function publishChanges(client: pg.ClientBase, changes: readonly Al
   );
 }
 
-/** Runs `work` in a transaction on a connection of its own. */
-export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    client.release();
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    // A connection that failed mid-transaction is not reused.
-    client.release(true);
-    throw error;
-  }
-}
+/** Runs `work` in a transaction on a connection of its own (the shared one, re-exported for the alarm modules). */
+export { inTransaction } from '@connecte/shared/db';

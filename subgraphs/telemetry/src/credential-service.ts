@@ -20,6 +20,7 @@ import { GraphQLError } from 'graphql';
 import type pg from 'pg';
 import { actsIn, COLLECTIVITY_IDS, isPublic, requireRoleIn, type Role, type Viewer } from '@connecte/shared/auth';
 import { badInput, forbidden, notFound, unauthenticated } from '@connecte/shared/errors';
+import { inTransaction } from '@connecte/shared/db';
 import type { RequestContext } from '@connecte/shared/server';
 import { BrokerUpdateError, deviceAccount, deviceRole, deviceTopics, ingestKeyAccount, ingestKeyTopics, lockBrokerAccount, type TopicGrant } from './broker-auth.js';
 import { isCredentialId, newToken } from './credentials.js';
@@ -310,29 +311,20 @@ export const DECOMMISSIONED_BY = 'equipment.decommissioned';
  * Returns the ids of the credentials revoked now.
  */
 export async function revokeDecommissionedCredential(r: TelemetryResources, equipmentId: string): Promise<string[]> {
-  const client = await r.db.pool.connect();
-  let revoked: string[] = [];
-  try {
-    await client.query('BEGIN');
+  const revoked = await inTransaction(r.db.pool, async (client) => {
     await lockBrokerAccount(client, equipmentId);
     const { rows } = await client.query<{ id: string }>(
       'UPDATE device_credentials SET revoked_at = now(), revoked_by = $2 WHERE equipment_id = $1 AND revoked_at IS NULL RETURNING id',
       [equipmentId, DECOMMISSIONED_BY],
     );
-    revoked = rows.map((row) => row.id);
-    if (revoked.length > 0) {
+    if (rows.length > 0) {
       await r.brokerAuth.revoke(equipmentId, deviceRole(equipmentId)).catch((error: unknown) => {
         if (!(error instanceof BrokerUpdateError)) throw error;
         r.log.warn({ equipmentId, reason: error.message }, 'decommissioned device: broker account not removed yet (the reconciliation will)');
       });
     }
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    client.release(true);
-    throw error;
-  }
-  client.release();
+    return rows.map((row) => row.id);
+  });
   for (const id of revoked) r.credentials.forget(id);
   if (revoked.length > 0) r.log.info({ equipmentId, revoked }, 'device credential revoked: the asset is decommissioned');
   return revoked;

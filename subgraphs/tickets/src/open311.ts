@@ -24,7 +24,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { addressBucketKey, clientAddressResolver, type ClientAddressOf } from '@connecte/shared/client-address';
 import { readBodyBytes } from '@connecte/shared/http';
 import { PeerUnavailableError } from '@connecte/shared/peers';
-import { LINGER_BYTES, LINGER_MS } from '@connecte/shared/problem';
+import { lingerAfterAnswer } from '@connecte/shared/problem';
 import { createRateLimiter, type RateLimiter } from '@connecte/shared/rate-limit';
 import { sendOpen311, sendOpen311Errors, type Open311Format, type Open311Value } from './open311-format.js';
 import { checkApiKey, touchClient } from './open311-keys.js';
@@ -381,35 +381,7 @@ function answerFailure(req: IncomingMessage, res: ServerResponse, r: TicketResou
     return;
   }
   sendOpen311Errors(res, failure.status, format, failure.descriptions, failure.headers);
-  lingerAfterRefusal(req);
-}
-
-/**
- * A refusal sent before (all of) the body was read: what still comes is discarded for a while
- * rather than cutting the connection at once (a peer still sending, such as the gateway
- * forwarding the body, would get EPIPE and might never read the answer), then the connection is
- * cut if the body has not ended by then: the same lingering close as `refuseRequest`.
- */
-function lingerAfterRefusal(req: IncomingMessage): void {
-  if (req.readableEnded) return;
-  let discarded = 0;
-  const stop = () => {
-    clearTimeout(timer);
-    req.off('data', count);
-  };
-  const cut = () => {
-    stop();
-    req.socket.destroy();
-  };
-  const count = (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > LINGER_BYTES) cut();
-  };
-  const timer = setTimeout(cut, LINGER_MS).unref();
-  req.on('data', count);
-  req.once('end', stop);
-  req.once('close', stop);
-  req.resume();
+  lingerAfterAnswer(req);
 }
 
 /** Database errors that mean "not now" (connection lost, timeout, too many connections), not a bug. */

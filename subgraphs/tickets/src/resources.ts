@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '@connecte/shared/config';
-import type { Database } from '@connecte/shared/db';
+import { inTransaction, type Database } from '@connecte/shared/db';
 import type { EventBus } from '@connecte/shared/events';
 import type { Logger } from '@connecte/shared/log';
 import type { Metrics } from '@connecte/shared/metrics';
@@ -46,19 +46,8 @@ export class TicketResources {
   }
 
   /** Runs `work` in a transaction on a pool connection of its own (a failed connection is not reused). */
-  async inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      client.release();
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      client.release(true);
-      throw error;
-    }
+  inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.db.pool, work);
   }
 
   /** In the registry's order: known-alarms, grc-outbox, retention. */

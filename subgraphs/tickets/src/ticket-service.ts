@@ -14,7 +14,7 @@ import DataLoader from 'dataloader';
 import { GraphQLError, Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { actsIn, isPublic, type Viewer } from '@connecte/shared/auth';
 import { badInput, forbidden, unauthenticated } from '@connecte/shared/errors';
-import type { BusEvent } from '@connecte/shared/events';
+import { mapEvents, type BusEvent } from '@connecte/shared/events';
 import { checkNear } from '@connecte/shared/geo';
 import { connection, decodeCursor, pageSize, type Connection } from '@connecte/shared/pagination';
 import { PeerUnavailableError } from '@connecte/shared/peers';
@@ -467,28 +467,10 @@ export class TicketService {
     collectivityIds: string[] | null,
     accept: (payload: TicketChangedPayload) => Promise<boolean>,
   ): AsyncIterableIterator<Record<K, TicketChangeValue>> {
-    const abort = new AbortController();
-    const source = this.context.events.subscribe({ topics: [TICKET_TOPIC], after: after ?? undefined, collectivityIds, signal: abort.signal });
-    const service = this;
-    const iterator: AsyncIterableIterator<Record<K, TicketChangeValue>> = {
-      async next() {
-        for (;;) {
-          const next = await source.next();
-          if (next.done) return { done: true, value: undefined };
-          const value = await service.changeOf(next.value, accept);
-          if (value) return { done: false, value: { [key]: value } as Record<K, TicketChangeValue> };
-        }
-      },
-      async return() {
-        abort.abort();
-        await source.return?.();
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    return mapEvents(this.context.events, { topics: [TICKET_TOPIC], after: after ?? undefined, collectivityIds }, async (event) => {
+      const value = await this.changeOf(event, accept);
+      return value ? ({ [key]: value } as Record<K, TicketChangeValue>) : null;
+    });
   }
 
   private async changeOf(event: BusEvent, accept: (payload: TicketChangedPayload) => Promise<boolean>): Promise<TicketChangeValue | null> {
