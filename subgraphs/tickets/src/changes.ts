@@ -9,7 +9,7 @@
  * Interventions have their own history and `tickets.intervention` events (recordInterventionChange).
  */
 import type pg from 'pg';
-import { publishEvent } from '@connecte/shared/events';
+import { publishEvent, publishEvents } from '@connecte/shared/events';
 import {
   INTERVENTION_TOPIC,
   TICKET_TOPIC,
@@ -82,23 +82,14 @@ export interface RecordOptions {
 
 /** Appends a ticket change's history entry, event and outbox row in the caller's transaction; returns the history id. */
 export async function recordTicketChange(client: pg.ClientBase, change: TicketChange, options: RecordOptions): Promise<{ historyId: string; eventId: string }> {
-  const { ticket, action, fromStatus, toStatus, actor } = change;
-  const note = change.note ?? null;
-  if (options.exportToGrc) {
-    // The GRC webhook delivers a ticket's changes in outbox-id order, each once the earlier ones
-    // are delivered: so the changes of one ticket must draw their ids in the order they commit.
-    // The ticket's row lock (a no-op when the caller already holds it, e.g. transitionTicket)
-    // serialises them until commit, whichever path records them (a duplicate attached to an
-    // original, the retention's erasure, a transition).
-    await client.query('SELECT 1 FROM tickets WHERE id = $1 FOR NO KEY UPDATE', [ticket.id]);
-  }
-  const { rows } = await client.query<{ id: string; at: Date }>(
-    `INSERT INTO ticket_history (ticket_id, action, from_status, to_status, actor_sub, actor_roles, note)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id::text, at`,
-    [ticket.id, action, fromStatus, toStatus, actor.sub, [...actor.roles], note],
-  );
-  const { id: historyId, at } = rows[0];
-  const payload: TicketChangedPayload = {
+  const [recorded] = await recordTicketChanges(client, [change], options);
+  return recorded;
+}
+
+/** The `tickets.changed` event of a change (no personal data: ids and statuses). */
+function changedPayload(change: TicketChange, historyId: string, at: Date): TicketChangedPayload {
+  const { ticket, action, fromStatus, toStatus } = change;
+  return {
     ticketId: ticket.id,
     historyId,
     action,
@@ -109,36 +100,85 @@ export async function recordTicketChange(client: pg.ClientBase, change: TicketCh
     duplicateOf: ticket.duplicateOf,
     at: at.toISOString(),
   };
-  const eventId = await publishEvent(client, { topic: TICKET_TOPIC, collectivityId: ticket.collectivityId, payload });
+}
+
+/** What the GRC system receives for a change. */
+function grcPayload(change: TicketChange, historyId: string, at: Date): GrcChangePayload {
+  const { ticket, action, fromStatus, toStatus, actor } = change;
+  return {
+    ticketId: ticket.id,
+    collectivityId: ticket.collectivityId,
+    historyId,
+    action,
+    fromStatus,
+    toStatus,
+    at: at.toISOString(),
+    actor: actor.sub,
+    note: change.note ?? null,
+    ticket: {
+      status: ticket.status,
+      category: ticket.categoryCode,
+      service: ticket.service,
+      description: ticket.description,
+      location: { lon: ticket.lon, lat: ticket.lat },
+      address: ticket.address,
+      equipmentId: ticket.equipmentId,
+      duplicateOf: ticket.duplicateOf,
+      createdAt: ticket.createdAt.toISOString(),
+      reporter: ticket.reporterErasedAt
+        ? null
+        : { accountId: ticket.reporterSub, name: ticket.reporterName, email: ticket.reporterEmail, phone: ticket.reporterPhone },
+    },
+  };
+}
+
+/**
+ * `recordTicketChange` for many changes at once, in three statements whatever their number (the
+ * retention worker erases hundreds of tickets per transaction): history entries, events and
+ * outbox rows are appended in the order of `changes`. Returns each change's ids, in that order.
+ */
+export async function recordTicketChanges(client: pg.ClientBase, changes: readonly TicketChange[], options: RecordOptions): Promise<{ historyId: string; eventId: string }[]> {
+  if (changes.length === 0) return [];
   if (options.exportToGrc) {
-    const grc: GrcChangePayload = {
-      ticketId: ticket.id,
-      collectivityId: ticket.collectivityId,
-      historyId,
-      action,
-      fromStatus,
-      toStatus,
-      at: at.toISOString(),
-      actor: actor.sub,
-      note,
-      ticket: {
-        status: ticket.status,
-        category: ticket.categoryCode,
-        service: ticket.service,
-        description: ticket.description,
-        location: { lon: ticket.lon, lat: ticket.lat },
-        address: ticket.address,
-        equipmentId: ticket.equipmentId,
-        duplicateOf: ticket.duplicateOf,
-        createdAt: ticket.createdAt.toISOString(),
-        reporter: ticket.reporterErasedAt
-          ? null
-          : { accountId: ticket.reporterSub, name: ticket.reporterName, email: ticket.reporterEmail, phone: ticket.reporterPhone },
-      },
-    };
-    await client.query('INSERT INTO ticket_outbox (ticket_id, collectivity_id, payload) VALUES ($1, $2, $3)', [ticket.id, ticket.collectivityId, JSON.stringify(grc)]);
+    // The GRC webhook delivers a ticket's changes in outbox-id order, each once the earlier ones
+    // are delivered: so the changes of one ticket must draw their ids in the order they commit.
+    // The ticket's row lock (a no-op when the caller already holds it, e.g. transitionTicket)
+    // serialises them until commit, whichever path records them (a duplicate attached to an
+    // original, the retention's erasure, a transition). In id order: two batches never deadlock.
+    await client.query('SELECT 1 FROM tickets WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [[...new Set(changes.map((c) => c.ticket.id))]]);
   }
-  return { historyId, eventId };
+  const { rows } = await client.query<{ id: string; at: Date }>(
+    `INSERT INTO ticket_history (ticket_id, action, from_status, to_status, actor_sub, actor_roles, note)
+     SELECT c.ticket_id, c.action, c.from_status, c.to_status, c.actor_sub, ARRAY(SELECT jsonb_array_elements_text(c.actor_roles)), c.note
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[]) WITH ORDINALITY
+          AS c(ticket_id, action, from_status, to_status, actor_sub, actor_roles, note, n)
+     ORDER BY c.n
+     RETURNING id::text, at`,
+    [
+      changes.map((c) => c.ticket.id),
+      changes.map((c) => c.action),
+      changes.map((c) => c.fromStatus),
+      changes.map((c) => c.toStatus),
+      changes.map((c) => c.actor.sub),
+      changes.map((c) => JSON.stringify([...c.actor.roles])),
+      changes.map((c) => c.note ?? null),
+    ],
+  );
+  // Ids are drawn in insertion order, which is the order of `changes`.
+  const history = rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  const eventIds = await publishEvents(
+    client,
+    changes.map((change, k) => ({ topic: TICKET_TOPIC, collectivityId: change.ticket.collectivityId, payload: changedPayload(change, history[k].id, history[k].at) })),
+  );
+  if (options.exportToGrc) {
+    await client.query(
+      `INSERT INTO ticket_outbox (ticket_id, collectivity_id, payload)
+       SELECT o.ticket_id, o.collectivity_id, o.payload FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS o(ticket_id, collectivity_id, payload, n)
+       ORDER BY o.n`,
+      [changes.map((c) => c.ticket.id), changes.map((c) => c.ticket.collectivityId), changes.map((c, k) => JSON.stringify(grcPayload(c, history[k].id, history[k].at)))],
+    );
+  }
+  return changes.map((_, k) => ({ historyId: history[k].id, eventId: eventIds[k] }));
 }
 
 /** What a `tickets.intervention` event carries. */

@@ -38,14 +38,16 @@ export interface PersonalDataAccess {
   /** `graphql`, `open311`, `export`, `photo`. */
   channel: string;
   requestId?: string | null;
+  /** The written request an operator's export answers (channel `export`; migration 20261201000800). */
+  requestReference?: string | null;
 }
 
 /** Records staff reads of reporters' personal data (one row per ticket), on the pool or in the caller's transaction. */
 export async function recordPersonalDataAccess(db: Queryable, access: PersonalDataAccess): Promise<void> {
   if (access.ticketIds.length === 0 || access.actor.sub === null) return;
   await db.query(
-    `INSERT INTO personal_data_access_log (actor_sub, actor_roles, ticket_id, fields, channel, request_id)
-     SELECT $1, $2, t, $3, $4, $5 FROM unnest($6::bigint[]) AS t`,
-    [access.actor.sub, [...access.actor.roles], [...access.fields], access.channel, access.requestId ?? null, [...access.ticketIds]],
+    `INSERT INTO personal_data_access_log (actor_sub, actor_roles, ticket_id, fields, channel, request_id, request_reference)
+     SELECT $1, $2, t, $3, $4, $5, $7 FROM unnest($6::bigint[]) AS t`,
+    [access.actor.sub, [...access.actor.roles], [...access.fields], access.channel, access.requestId ?? null, [...access.ticketIds], access.requestReference ?? null],
   );
 }

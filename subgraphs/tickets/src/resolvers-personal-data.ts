@@ -1,4 +1,13 @@
-// Skeleton (contract in /work/notes/interfaces.md): replaced by its helper.
 import type { Resolvers } from './generated/graphql.js';
 
-export const personalDataResolvers: Resolvers = {};
+/** Thin: who may, what is audited and how erasure is done live in PersonalDataService (`ctx.personalData`) and retention.ts. */
+export const personalDataResolvers: Resolvers = {
+  Query: {
+    myPersonalData: (_, __, ctx) => ctx.personalData.myPersonalData(),
+    reporterPersonalData: (_, { reporter, requestReference }, ctx) => ctx.personalData.reporterPersonalData(reporter, requestReference),
+  },
+  Mutation: {
+    eraseMyPersonalData: (_, __, ctx) => ctx.personalData.eraseMyPersonalData(),
+    eraseReporterPersonalData: (_, { reporter, requestReference }, ctx) => ctx.personalData.eraseReporterPersonalData(reporter, requestReference),
+  },
+};
