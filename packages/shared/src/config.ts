@@ -204,6 +204,8 @@ export const baseVariables = z.object({
   // --- tickets (citizen reports, photos, GRC webhook, personal data) -----------------
   /** Months after a ticket closes when its reporter's contact data and photos are erased (GDPR retention); at least 1. */
   TICKETS_PERSONAL_DATA_RETENTION_MONTHS: wholeNumber(1, 120).default(12),
+  /** Days after which a RESOLVED ticket its reporter has not reopened is CLOSED by the retention worker (its retention then starts). */
+  TICKETS_AUTO_CLOSE_DAYS: wholeNumber(1, 3_650).default(14),
   /** How often the retention worker runs; 0 turns it off (it still runs once at start). */
   TICKETS_RETENTION_INTERVAL_MS: wholeNumber(0, 86_400_000).default(3_600_000),
   /** Largest photo upload, bytes (413 beyond). */

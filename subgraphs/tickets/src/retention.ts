@@ -31,6 +31,7 @@ import type { Worker, WorkerStatus } from '@connecte/shared/workers';
 import { recordTicketChanges } from './changes.js';
 import { deletePhotosOfTickets, deleteUnclaimedPhotos, UNCLAIMED_PHOTO_TTL_MS } from './photo-store.js';
 import type { TicketResources } from './resources.js';
+import { transitionTicket } from './ticket-lifecycle.js';
 import { SYSTEM_ACTOR, TICKET_COLUMNS, type Actor, type TicketRow } from './types.js';
 
 /** Tickets per retention transaction (with their duplicates): small, so that no concurrent writer waits long. */
@@ -149,6 +150,8 @@ export interface RetentionOptions {
 }
 
 export interface RetentionRun {
+  /** RESOLVED tickets not reopened within TICKETS_AUTO_CLOSE_DAYS, closed by this run. */
+  autoClosed: number;
   /** Tickets closed or rejected before this instant had their reporter data erased. */
   cutoff: Date;
   /** Tickets erased (originals and duplicates). */
@@ -166,6 +169,9 @@ export interface RetentionRun {
 
 const FINAL = ['CLOSED', 'REJECTED'];
 
+/** The history note of a ticket the retention worker closes. */
+export const AUTO_CLOSE_NOTE = (days: number) => `Closed automatically: resolved more than ${days} days ago and not reopened`;
+
 /** One retention pass (see the header): every due ticket, batch by batch, then the unclaimed uploads. */
 export async function runRetention(resources: TicketResources, options: RetentionOptions = {}): Promise<RetentionRun> {
   const started = performance.now();
@@ -173,7 +179,28 @@ export async function runRetention(resources: TicketResources, options: Retentio
   const cutoff = retentionCutoff(now, resources.config.TICKETS_PERSONAL_DATA_RETENTION_MONTHS);
   const batchSize = options.batchSize ?? RETENTION_BATCH;
   const stop = options.shouldStop ?? (() => false);
-  const run: RetentionRun = { cutoff, tickets: 0, photos: 0, unclaimedPhotos: 0, batches: 0, complete: true, ms: 0 };
+  const run: RetentionRun = { autoClosed: 0, cutoff, tickets: 0, photos: 0, unclaimedPhotos: 0, batches: 0, complete: true, ms: 0 };
+
+  // RESOLVED tickets nobody reopened close (by the system), so that their retention starts: a
+  // resolved ticket would otherwise keep its reporter's data for ever. Before the erasures, which
+  // count from `closed_at` (now, for these): none of them is erased in this run.
+  const resolvedBefore = new Date(now.getTime() - resources.config.TICKETS_AUTO_CLOSE_DAYS * 86_400_000);
+  for (;;) {
+    if (stop()) return finish(resources, run, started, false);
+    const closed = await resources.inTransaction(async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        `SELECT id::text FROM tickets WHERE status = 'RESOLVED' AND resolved_at < $1 ORDER BY id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED`,
+        [resolvedBefore, batchSize],
+      );
+      for (const { id } of rows) {
+        await transitionTicket(client, resources, { ticketId: id, to: 'CLOSED', actor: SYSTEM_ACTOR, note: AUTO_CLOSE_NOTE(resources.config.TICKETS_AUTO_CLOSE_DAYS) });
+      }
+      return rows.length;
+    });
+    run.autoClosed += closed;
+    if (closed === 0) break;
+  }
+
   const erasure: ErasureOptions = { reason: 'RETENTION', actor: SYSTEM_ACTOR, note: ERASURE_NOTES.RETENTION, requestedBy: null, requestReference: null };
 
   const batch = (select: (client: pg.PoolClient) => Promise<string[]>) =>
@@ -234,6 +261,7 @@ function finish(resources: TicketResources, run: RetentionRun, started: number, 
   run.complete = complete;
   run.ms = Math.round(performance.now() - started);
   const line = {
+    autoClosed: run.autoClosed,
     cutoff: run.cutoff.toISOString(),
     retentionMonths: resources.config.TICKETS_PERSONAL_DATA_RETENTION_MONTHS,
     tickets: run.tickets,
@@ -243,7 +271,7 @@ function finish(resources: TicketResources, run: RetentionRun, started: number, 
     complete,
     ms: run.ms,
   };
-  if (run.tickets > 0 || run.unclaimedPhotos > 0 || !complete) resources.log.info(line, 'personal data retention: reporters’ data erased');
+  if (run.tickets > 0 || run.unclaimedPhotos > 0 || run.autoClosed > 0 || !complete) resources.log.info(line, 'personal data retention: reporters’ data erased');
   else resources.log.debug(line, 'personal data retention: nothing due');
   return run;
 }
@@ -264,7 +292,7 @@ export function retentionWorker(resources: TicketResources): Worker {
     (running ??= (async () => {
       try {
         const run = await runRetention(resources, { shouldStop: () => stopped });
-        state = `ran at ${new Date().toISOString()}: ${run.tickets} tickets erased, ${run.photos + run.unclaimedPhotos} photos deleted${run.complete ? '' : ' (stopped)'}`;
+        state = `ran at ${new Date().toISOString()}: ${run.autoClosed} resolved tickets closed, ${run.tickets} tickets erased, ${run.photos + run.unclaimedPhotos} photos deleted${run.complete ? '' : ' (stopped)'}`;
       } catch (error) {
         state = `last run failed: ${(error as Error).message}`;
         if (!stopped) resources.log.warn({ err: (error as Error).message }, 'personal data retention failed; retrying at the next run');

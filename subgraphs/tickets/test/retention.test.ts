@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { createLogger } from '@connecte/shared/log';
 import { ROOT } from '@connecte/testkit';
-import { ERASURE_NOTES, retentionCutoff, retentionWorker, runRetention } from '../src/retention.js';
+import { AUTO_CLOSE_NOTE, ERASURE_NOTES, retentionCutoff, retentionWorker, runRetention } from '../src/retention.js';
 import { TicketResources } from '../src/resources.js';
 import { east, startTicketsHub, type TicketsHub } from './fixtures.js';
 
@@ -175,7 +175,14 @@ describe('a retention run', () => {
 
     const { resources, lines } = resourcesWith();
     const run = await runRetention(resources, { now });
-    assert.deepEqual({ ...run, ms: 0 }, { cutoff, tickets: 3, photos: 1, unclaimedPhotos: 0, batches: 1, complete: true, ms: 0 });
+    // The ticket resolved long ago and never reopened is closed first (by the system): its retention starts now.
+    assert.deepEqual({ ...run, ms: 0 }, { autoClosed: 1, cutoff, tickets: 3, photos: 1, unclaimedPhotos: 0, batches: 1, complete: true, ms: 0 });
+    const { rows: autoClosed } = await t.pool.query(
+      `SELECT t.status, t.closed_at >= $2 AS "closedNow", h.actor_sub, h.from_status, h.to_status, h.note
+       FROM tickets t JOIN ticket_history h ON h.ticket_id = t.id AND h.to_status = 'CLOSED' WHERE t.id = $1`,
+      [resolvedOnly, now],
+    );
+    assert.deepEqual(autoClosed, [{ status: 'CLOSED', closedNow: true, actor_sub: null, from_status: 'RESOLVED', to_status: 'CLOSED', note: AUTO_CLOSE_NOTE(14) }]);
 
     const erasedSet = [justPast, rejected, duplicateOfPast];
     const all = [justPast, exact, duplicateOfPast, duplicateOfExact, rejected, recent, resolvedOnly, open];
@@ -210,20 +217,25 @@ describe('a retention run', () => {
     }
     const { rows: erasures } = await t.pool.query(`SELECT reason, requested_by, ticket_ids::text[] AS ids, photos_deleted, request_reference FROM personal_data_erasures`);
     assert.deepEqual(erasures, [{ reason: 'RETENTION', requested_by: null, ids: [...erasedSet].sort((a, b) => Number(a) - Number(b)), photos_deleted: 1, request_reference: null }]);
-    const info = lines.filter((line) => line.level === 'info');
+    // The automatic close is logged as every move is ('ticket moved'), then the run's one line.
+    assert.deepEqual(
+      lines.filter((line) => line.msg === 'ticket moved').map((line) => [line.ticketId, line.from, line.to, line.actor]),
+      [[resolvedOnly, 'RESOLVED', 'CLOSED', null]],
+    );
+    const info = lines.filter((line) => line.level === 'info' && line.msg !== 'ticket moved');
     assert.equal(info.length, 1);
     assert.deepEqual(
       { msg: info[0].msg, cutoff: info[0].cutoff, retentionMonths: info[0].retentionMonths, tickets: info[0].tickets, photos: info[0].photos, batches: info[0].batches, complete: info[0].complete },
       { msg: 'personal data retention: reporters’ data erased', cutoff: cutoff.toISOString(), retentionMonths: 12, tickets: 3, photos: 1, batches: 1, complete: true },
     );
     assert.ok(!JSON.stringify(lines).includes('old.timer@example.org'), 'the log holds no personal data');
-    assert.equal((await t.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ticket_history')).rows[0].n, history + 3);
+    assert.equal((await t.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ticket_history')).rows[0].n, history + 4);
 
     // Again at the same instant: nothing due, nothing written, nothing logged at info.
     lines.length = 0;
     const again = await runRetention(resources, { now });
-    assert.deepEqual([again.tickets, again.photos, again.batches], [0, 0, 0]);
-    assert.equal((await t.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ticket_history')).rows[0].n, history + 3);
+    assert.deepEqual([again.autoClosed, again.tickets, again.photos, again.batches], [0, 0, 0, 0]);
+    assert.equal((await t.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ticket_history')).rows[0].n, history + 4);
     assert.equal((await t.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM personal_data_erasures')).rows[0].n, 1);
     assert.deepEqual(lines.map((line) => [line.level, line.msg]), [['debug', 'personal data retention: nothing due']]);
 
@@ -232,6 +244,26 @@ describe('a retention run', () => {
     assert.equal(later.tickets, 2);
     assert.deepEqual(await rowsOf(all), expected([exact, duplicateOfExact]));
     assert.equal(await erasedMarks(all), 5);
+  });
+
+  it('closes RESOLVED tickets TICKETS_AUTO_CLOSE_DAYS after they were resolved, not sooner, and never a reopened one', async () => {
+    const citizen = await t.citizen('citizen-resolved');
+    const report = async () => (await t.reportOk({ category: 'TAG', location: await t.spot('chalons'), description: 'A tag' }, citizen)).ticket.id as string;
+    const now = new Date();
+    const [young, old, reopened] = [await report(), await report(), await report()];
+    await close(young, 'RESOLVED', new Date(now.getTime() - 13 * 86_400_000));
+    await close(old, 'RESOLVED', new Date(now.getTime() - 15 * 86_400_000));
+    await close(reopened, 'RESOLVED', new Date(now.getTime() - 15 * 86_400_000));
+    await t.pool.query(`UPDATE tickets SET status = 'IN_PROGRESS' WHERE id = $1`, [reopened]);
+    const { resources } = resourcesWith();
+    const run = await runRetention(resources, { now });
+    assert.equal(run.autoClosed, 1);
+    const { rows } = await t.pool.query(`SELECT id::text, status FROM tickets WHERE id = ANY($1::bigint[]) ORDER BY tickets.id`, [[young, old, reopened]]);
+    assert.deepEqual(rows, [
+      { id: young, status: 'RESOLVED' },
+      { id: old, status: 'CLOSED' },
+      { id: reopened, status: 'IN_PROGRESS' },
+    ]);
   });
 
   it('deletes uploads no report took once they are a day old, not younger ones nor claimed ones', async () => {
@@ -332,7 +364,7 @@ describe('the retention worker', () => {
       const erasedByRun = () => lines.filter((line) => line.msg === 'personal data retention: reporters’ data erased').map((line) => line.tickets);
       for (let i = 0; i < 100 && erasedByRun().length < 2; i++) await sleep(50);
       assert.deepEqual(erasedByRun(), [3, 2], JSON.stringify(lines.filter((line) => line.level !== 'debug')));
-      assert.match(worker.status().state, /^ran at .*: \d+ tickets erased, \d+ photos deleted$/);
+      assert.match(worker.status().state, /^ran at .*: \d+ resolved tickets closed, \d+ tickets erased, \d+ photos deleted$/);
       assert.equal(worker.status().ready, true);
     } finally {
       await worker.stop();
