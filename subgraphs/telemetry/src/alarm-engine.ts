@@ -9,7 +9,11 @@
  *   reading off that side ends the run (`alarm_conditions` keeps it between batches) and clears
  *   the alarm.
  * - FLAG: each report of the flag (true, 1) raises the alarm, or, when it is open, makes it recur
- *   (`occurrences`); a report of false clears it.
+ *   (`occurrences`); a report of false clears it. Reports are taken by their time, not by their
+ *   arrival: a report older than one another batch has already stored is late, and a late report
+ *   neither opens nor clears the alarm (a late true still recurs an open one). So, whatever the
+ *   order in which batches arrive and commit, the alarm is open if and only if the metric's latest
+ *   report by time is true (its rule enabled, and no operator having cleared it since).
  * - SILENCE: a device that has reported at least once and has been silent longer than
  *   `silencePeriods` × its expected period (`expectedPeriodSeconds`) is raised by the sweep;
  *   any reading of it clears the alarm (here, at once; the sweep also clears what it finds
@@ -22,10 +26,22 @@
  * Cost at ingest: one statement per batch when nothing can change (the open alarms and duration
  * conditions of the batch's assets, and their rooms' occupancy, read at once); when something
  * may, the assets concerned are locked (transaction advisory locks, in one sorted order, so
- * batches that share assets serialise instead of deadlocking), read again, and the changes
- * written in a few set-based statements: conditions, raises, clears (each with its history),
- * then the events. Rules are cached in memory and reloaded when a `telemetry.alarm_rule` event
- * says one changed (and at most a minute after, whatever happens).
+ * batches that share assets serialise instead of deadlocking), read again (with, for the flags
+ * that may change, the time of the latest report of another batch since the batch's first), and
+ * the changes written in a few set-based statements: conditions, raises, clears (each with its
+ * history), then the events. Rules are cached in memory and reloaded when a `telemetry.alarm_rule`
+ * event says one changed (and at most a minute after, whatever happens).
+ *
+ * Why the one-statement path needs no lock of its own, for flags. The Ingestor writes the latest
+ * values (`latest_readings`, an upsert of every (asset, metric) of the inserted rows) before it
+ * calls `evaluate`, and an upsert locks its row until the transaction ends, whether it moved the
+ * value or not. So two batches that both carry readings of one device's flag are serialised from
+ * that write to their commit: the second reads the state (a fresh snapshot, READ COMMITTED) only
+ * after the first has committed its readings and alarm changes, or rolled them all back. Every
+ * decision on a flag is therefore taken on the committed outcome of every earlier one, which by
+ * induction agrees with the latest report stored so far; the time check above makes a late
+ * batch leave that agreement as it is. A batch with only false reports, no open alarm and no
+ * condition under way has nothing to change whatever the order: it returns after one statement.
  */
 import type pg from 'pg';
 import { COLLECTIVITY_IDS } from '@connecte/shared/auth';
@@ -104,11 +120,16 @@ interface Condition {
   raised: boolean;
 }
 
-/** What the database holds for a batch: open alarms by key (their last raise), conditions, occupancy. */
+/**
+ * What the database holds for a batch: open alarms by key (their last raise), conditions,
+ * occupancy, and, per (asset, metric) of a flag asked for, the time of the latest reading another
+ * batch stored after the batch's first reading of it (none: no reading of the batch is late).
+ */
 interface BatchState {
   open: Map<string, Date>;
   conditions: Map<string, Condition>;
   occupancy: Map<string, number>;
+  newer: Map<string, Date>;
 }
 
 /** What is left to do, per key, in order: consecutive raises are folded into one (with a count). */
@@ -122,7 +143,19 @@ SELECT 'condition', c.equipment_id, c.code, c.last_time, c.since, c.raised, NULL
   FROM alarm_conditions c JOIN unnest($3::text[], $4::text[]) AS k(equipment_id, code) ON c.equipment_id = k.equipment_id AND c.code = k.code
 UNION ALL
 SELECT 'occupancy', l.equipment_id, NULL, l.time, NULL, NULL, l.value
-  FROM latest_readings l WHERE l.equipment_id = ANY($5::text[]) AND l.metric = 'occupancy'`;
+  FROM latest_readings l WHERE l.equipment_id = ANY($5::text[]) AND l.metric = 'occupancy'
+UNION ALL
+SELECT 'newer', k.equipment_id, k.metric, p.time, NULL, NULL, NULL
+  FROM unnest($6::text[], $7::text[], $8::timestamptz[]) AS k(equipment_id, metric, since)
+  JOIN latest_readings l ON l.equipment_id = k.equipment_id AND l.metric = k.metric
+  CROSS JOIN LATERAL (
+    SELECT max(r.time) AS time FROM readings r
+    WHERE r.equipment_id = k.equipment_id AND r.metric = k.metric AND r.time > k.since AND r.time <= l.time
+      AND NOT EXISTS (
+        SELECT 1 FROM unnest($9::text[], $10::text[], $11::timestamptz[]) AS o(equipment_id, metric, time)
+        WHERE o.equipment_id = r.equipment_id AND o.metric = r.metric AND o.time = r.time)
+  ) p
+  WHERE p.time IS NOT NULL`;
 
 const CONDITIONS_SQL = `
 WITH gone AS (
@@ -264,8 +297,8 @@ export class AlarmEngine {
     const codes = [...new Set([...silenceCodes, ...[...watches.values()].map((w) => w.rule.code)])];
     const thresholdKeys = [...watches.values()].filter((w) => w.rule.type === 'THRESHOLD');
 
-    const read = () => this.readState(client, [...assets], codes, thresholdKeys, [...needsOccupancy]);
-    let state = await read();
+    const read = (flags: Watch[]) => this.readState(client, [...assets], codes, thresholdKeys, [...needsOccupancy], flags);
+    let state = await read([]);
     // Open alarms these readings may end: those of the rules watching them, and silences.
     const silences = new Set(silenceCodes);
     const endable = [...state.open.keys()].filter((key) => watches.has(key) || silences.has(key.slice(key.indexOf('\u0000') + 1)));
@@ -276,14 +309,20 @@ export class AlarmEngine {
     const touched = new Set<string>([...watches.values()].map((w) => w.equipmentId));
     for (const key of endable) touched.add(key.slice(0, key.indexOf('\u0000')));
     await lockAssets(client, touched);
-    state = await read();
+    // The flags that may change: an enabled rule seeing a true report, or an alarm open.
+    const flags = [...watches]
+      .filter(([key, w]) => w.rule.type === 'FLAG' && ((w.rule.enabled && w.readings.some((x) => x.value !== 0)) || state.open.has(key)))
+      .map(([, w]) => w);
+    state = await read(flags);
 
     const steps = new Map<string, Step[]>();
     const conditionWrites: { equipmentId: string; code: string; condition: Condition | null }[] = [];
     for (const [key, watch] of watches) {
       const sorted = [...watch.readings].sort((a, b) => a.time.getTime() - b.time.getTime());
-      if (watch.rule.type === 'FLAG') this.flag(watch, sorted, state.open.has(key), (step) => push(steps, key, step));
-      else {
+      if (watch.rule.type === 'FLAG') {
+        const newer = state.newer.get(keyOf(watch.equipmentId, watch.rule.metric!));
+        this.flag(watch, sorted, state.open.has(key), newer, (step) => push(steps, key, step));
+      } else {
         const before = state.conditions.get(key) ?? null;
         const after = this.threshold(watch, sorted, before, state.open.has(key), state, occupancyReadings, (step) => push(steps, key, step));
         if (!sameCondition(before, after)) conditionWrites.push({ equipmentId: watch.equipmentId, code: watch.rule.code, condition: after });
@@ -303,16 +342,21 @@ export class AlarmEngine {
     await publishChanges(client, await applySteps(client, steps));
   }
 
-  /** Open alarms of the assets for these codes, conditions of these keys, occupancy of these rooms. */
+  /**
+   * Open alarms of the assets for these codes, conditions of these keys, occupancy of these rooms,
+   * and for these flags the latest time another batch reported them since this one's first report.
+   */
   private async readState(
     client: pg.ClientBase,
     assets: string[],
     codes: string[],
     thresholdWatches: Watch[],
     rooms: string[],
+    flags: Watch[],
   ): Promise<BatchState> {
+    const own = flags.flatMap((w) => w.readings);
     const { rows } = await client.query<{
-      what: 'alarm' | 'condition' | 'occupancy';
+      what: 'alarm' | 'condition' | 'occupancy' | 'newer';
       equipment_id: string;
       code: string | null;
       time: Date;
@@ -323,25 +367,47 @@ export class AlarmEngine {
       // Named: prepared once per connection, so the batch pays for no planning.
       name: 'telemetry-alarm-state',
       text: STATE_SQL,
-      values: [assets, codes, thresholdWatches.map((w) => w.equipmentId), thresholdWatches.map((w) => w.rule.code), rooms],
+      values: [
+        assets,
+        codes,
+        thresholdWatches.map((w) => w.equipmentId),
+        thresholdWatches.map((w) => w.rule.code),
+        rooms,
+        flags.map((w) => w.equipmentId),
+        flags.map((w) => w.rule.metric),
+        flags.map((w) => new Date(Math.min(...w.readings.map((x) => x.time.getTime())))),
+        own.map((x) => x.equipmentId),
+        own.map((x) => x.metric),
+        own.map((x) => x.time),
+      ],
     });
-    const state: BatchState = { open: new Map(), conditions: new Map(), occupancy: new Map() };
+    const state: BatchState = { open: new Map(), conditions: new Map(), occupancy: new Map(), newer: new Map() };
     for (const row of rows) {
       if (row.what === 'alarm') state.open.set(keyOf(row.equipment_id, row.code!), row.time);
       else if (row.what === 'condition') state.conditions.set(keyOf(row.equipment_id, row.code!), { since: row.since!, last: row.time, raised: row.raised! });
+      else if (row.what === 'newer') state.newer.set(keyOf(row.equipment_id, row.code!), row.time);
       else state.occupancy.set(row.equipment_id, row.value!);
     }
     return state;
   }
 
-  /** FLAG: each true report raises (or recurs); a false one clears. */
-  private flag(watch: Watch, readings: StoredReading[], open: boolean, emit: (step: Step) => void): void {
+  /**
+   * FLAG, readings in time order: each true report raises (or recurs); a false one clears. A report
+   * older than `newer` (another batch's latest, already stored) is late: it was overtaken by that
+   * one, whose batch decided on it, so a late true only recurs an open alarm and a late false is
+   * passed over. The alarm is left as the batch's newest report says, or, if every report is late,
+   * as the newer one said.
+   */
+  private flag(watch: Watch, readings: StoredReading[], open: boolean, newer: Date | undefined, emit: (step: Step) => void): void {
     const { rule } = watch;
     for (const reading of readings) {
+      const late = newer !== undefined && reading.time < newer;
       if (reading.value !== 0) {
-        if (!rule.enabled) continue;
+        if (!rule.enabled || (late && !open)) continue;
         emit({ type: 'raise', raise: this.raiseOf(watch, reading, `${rule.label} reported`) });
         open = true;
+      } else if (late) {
+        continue;
       } else if (open) {
         emit({ type: 'clear', clear: { equipmentId: watch.equipmentId, code: rule.code, at: reading.time, value: reading.value, strict: true } });
         open = false;
