@@ -316,10 +316,11 @@ export function buildTickets(communes: readonly CommuneSeed[], streets: readonly
     const operator = operatorOf(collectivityId);
     const source: 'APP' | 'STAFF' = random.chance(0.88) ? 'APP' : 'STAFF';
     const reporter = reporterFor(source, random);
-    // Ages: open tickets between 8 and 45 days, resolved 9 to 40, closed and rejected up to 270 (9 months).
+    // Ages: open tickets between 8 and 45 days, resolved 3 to 13 (so resolved less than
+    // TICKETS_AUTO_CLOSE_DAYS ago: the retention worker closes older ones), closed and rejected up to 270 (9 months).
     const open = status === 'NEW' || status === 'ACKNOWLEDGED' || status === 'ASSIGNED' || status === 'IN_PROGRESS';
     const created = Math.round(
-      (open ? random.range(8, status === 'NEW' ? 16 : 45) : status === 'RESOLVED' ? random.range(9, 40) : random.range(30, 270)) * DAY,
+      (open ? random.range(8, status === 'NEW' ? 16 : 45) : status === 'RESOLVED' ? random.range(3, 13) : random.range(30, 270)) * DAY,
     );
     const events: Draft['events'] = [
       { at: created, action: 'CREATED', from: null, to: 'NEW', actor: source === 'STAFF' ? operator : reporter.sub, roles: source === 'STAFF' ? ['operator'] : reporter.sub ? ['citizen'] : [], note: null },
