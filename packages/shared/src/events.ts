@@ -101,6 +101,10 @@ SELECT i.id::text AS id,
        CASE WHEN row_number() OVER (PARTITION BY i.topic ORDER BY i.id) = 1 THEN pg_notify('${EVENTS_CHANNEL}', i.topic)::text END AS notified
 FROM inserted AS i ORDER BY i.id`;
 
+// The same without NOTIFY (`quiet`): the same xid-first insert, so the readers' bound holds alike.
+const PUBLISH_QUIET_SQL = PUBLISH_SQL.replace(/,\n\s*CASE WHEN row_number\(\)[^\n]*AS notified/, '');
+if (PUBLISH_QUIET_SQL.includes('pg_notify')) throw new Error('events.ts: the quiet publish statement still notifies');
+
 function checkEvent(event: NewEvent): void {
   if (typeof event.topic !== 'string' || event.topic === '' || event.topic.length > 200) {
     throw new Error('publishEvent: topic must be a non-empty string of at most 200 characters');
@@ -111,12 +115,24 @@ function checkEvent(event: NewEvent): void {
   if (event.payload === undefined) throw new Error('publishEvent: payload is required');
 }
 
+export interface PublishOptions {
+  /**
+   * False: no NOTIFY at commit. For bulk maintenance (a retention run publishing hundreds of
+   * events per transaction): a committing transaction that notified holds PostgreSQL's
+   * notification-queue lock through its commit, so every other notifying commit of the cluster
+   * waits behind it. Readers still deliver the events, in order, at their next wake: another
+   * notification or the safety poll (SAFETY_POLL_MS, 5 s).
+   */
+  notify?: boolean;
+}
+
 /**
  * Appends events in the caller's transaction (they exist only if it commits) and returns
  * their ids in order. Call it once the change itself is written.
  */
-export async function publishEvents(tx: EventWriter, events: NewEvent[]): Promise<string[]> {
+export async function publishEvents(tx: EventWriter, events: NewEvent[], options: PublishOptions = {}): Promise<string[]> {
   if (events.length === 0) return [];
+  const sql = options.notify === false ? PUBLISH_QUIET_SQL : PUBLISH_SQL;
   events.forEach(checkEvent);
   const params = [
     events.map((e) => e.topic),
@@ -125,8 +141,8 @@ export async function publishEvents(tx: EventWriter, events: NewEvent[]): Promis
   ];
   const rows = (
     '$queryRawUnsafe' in tx
-      ? await tx.$queryRawUnsafe(PUBLISH_SQL, ...params)
-      : (await (tx as pg.ClientBase).query(PUBLISH_SQL, params)).rows
+      ? await tx.$queryRawUnsafe(sql, ...params)
+      : (await (tx as pg.ClientBase).query(sql, params)).rows
   ) as { id: string }[];
   return rows.map((row) => row.id);
 }

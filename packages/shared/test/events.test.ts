@@ -4,7 +4,7 @@ import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '@connecte/testkit';
 import { loadConfig } from '../src/config.js';
 import { createDatabase } from '../src/db.js';
-import { EventBus, publishEvent, publishEvents, type BusEvent } from '../src/events.js';
+import { EventBus, EVENTS_CHANNEL, publishEvent, publishEvents, type BusEvent } from '../src/events.js';
 import { createLogger } from '../src/log.js';
 
 const log = createLogger('events-test', { LOG_LEVEL: 'silent' });
@@ -84,6 +84,40 @@ describe('event bus', () => {
       assert.ok(event.createdAt instanceof Date);
       assert.ok(await events.nothingWithin(200));
     } finally {
+      await bus.close();
+    }
+  });
+
+  it('delivers events published without NOTIFY (quiet), in order with the others: at the next notification, or by the safety poll', async () => {
+    const bus = new EventBus(pool, log);
+    await bus.start();
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    const notified: string[] = [];
+    listener.on('notification', (message) => void notified.push(message.payload ?? ''));
+    await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
+    try {
+      const events = reader(bus.subscribe({ topics: ['quiet'] }));
+      const quiet = await inTransaction((client) =>
+        publishEvents(client, [{ topic: 'quiet', collectivityId: null, payload: { n: 1 } }, { topic: 'quiet', collectivityId: null, payload: { n: 2 } }], { notify: false }),
+      );
+      // Nothing announces them: they come with the safety poll (5 s) at the latest.
+      const first = await events.next(7_000);
+      const second = await events.next(1_000);
+      assert.deepEqual([first.id, second.id], quiet);
+      assert.deepEqual([first.payload, second.payload], [{ n: 1 }, { n: 2 }]);
+      assert.deepEqual(notified, [], 'a quiet publish sends no notification');
+      // A quiet event followed by a notified one: both, in id order, as soon as the second is announced.
+      const [later] = await inTransaction((client) => publishEvents(client, [{ topic: 'quiet', collectivityId: null, payload: { n: 3 } }], { notify: false }));
+      const started = Date.now();
+      const announced = await publish('quiet', { n: 4 }, null);
+      const third = await events.next(2_000);
+      const fourth = await events.next(2_000);
+      assert.deepEqual([third.id, fourth.id], [later, announced]);
+      assert.ok(Date.now() - started < 2_000, 'delivered on the notification, not by the poll');
+      assert.deepEqual(notified, ['quiet'], 'only the second publish notified');
+    } finally {
+      await listener.end();
       await bus.close();
     }
   });

@@ -78,6 +78,8 @@ export interface TicketChange {
 export interface RecordOptions {
   /** Whether to queue the change for the GRC webhook (the service knows: GRC_WEBHOOK_URL is set). */
   exportToGrc: boolean;
+  /** False: the events go without NOTIFY (bulk maintenance: see `publishEvents`); subscribers get them at their next wake. */
+  notify?: boolean;
 }
 
 /** Appends a ticket change's history entry, event and outbox row in the caller's transaction; returns the history id. */
@@ -169,6 +171,7 @@ export async function recordTicketChanges(client: pg.ClientBase, changes: readon
   const eventIds = await publishEvents(
     client,
     changes.map((change, k) => ({ topic: TICKET_TOPIC, collectivityId: change.ticket.collectivityId, payload: changedPayload(change, history[k].id, history[k].at) })),
+    { notify: options.notify },
   );
   if (options.exportToGrc) {
     await client.query(

@@ -49,6 +49,8 @@ export interface ErasureOptions {
   requestedBy: string | null;
   /** The written request's reference (OPERATOR_REQUEST only). */
   requestReference: string | null;
+  /** Publish the REPORTER_ERASED events without NOTIFY (the retention run: see `publishEvents`). */
+  quiet?: boolean;
 }
 
 export interface Erasure {
@@ -118,7 +120,7 @@ export async function eraseReporterData(client: pg.ClientBase, resources: Ticket
   await recordTicketChanges(
     client,
     tickets.map((ticket) => ({ ticket, action: 'REPORTER_ERASED', fromStatus: null, toStatus: null, actor: options.actor, note: options.note })),
-    { exportToGrc: resources.exportToGrc },
+    { exportToGrc: resources.exportToGrc, notify: !options.quiet },
   );
   await client.query(
     `INSERT INTO personal_data_erasures (reason, requested_by, ticket_ids, photos_deleted, request_reference) VALUES ($1, $2, $3::bigint[], $4, $5)`,
@@ -201,7 +203,9 @@ export async function runRetention(resources: TicketResources, options: Retentio
     if (closed === 0) break;
   }
 
-  const erasure: ErasureOptions = { reason: 'RETENTION', actor: SYSTEM_ACTOR, note: ERASURE_NOTES.RETENTION, requestedBy: null, requestReference: null };
+  // Hundreds of events per transaction, published without NOTIFY: a notifying commit holds the
+  // notification queue's lock, and every report's commit would wait behind the run's.
+  const erasure: ErasureOptions = { reason: 'RETENTION', actor: SYSTEM_ACTOR, note: ERASURE_NOTES.RETENTION, requestedBy: null, requestReference: null, quiet: true };
 
   const batch = (select: (client: pg.PoolClient) => Promise<string[]>) =>
     resources.inTransaction(async (client) => {
