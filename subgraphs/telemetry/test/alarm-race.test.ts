@@ -23,6 +23,7 @@ import { telemetryResourcesFor } from '../src/context.js';
 import { Ingestor } from '../src/ingest.js';
 import type { TelemetryResources } from '../src/resources.js';
 import type { IngestMessage } from '../src/types.js';
+import { mulberry32 } from '../../../prisma/seed/rng.js';
 
 const DEVICES_PER_COLLECTIVITY = 12;
 const ROUNDS = 30;
@@ -35,18 +36,6 @@ let database: TestDatabase;
 let broker: TestBroker;
 let hub: Hub;
 let r: TelemetryResources;
-
-/** A small seeded generator (mulberry32): a failing run can be replayed with its seed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface Reading {
   equipmentId: string;
@@ -164,7 +153,8 @@ describe('lamp-failure alarms under concurrent, out-of-order, failing batches', 
   it('leaves, for every light point, LAMP_FAILURE open iff its latest fault reading is true, and its status FAULT iff that alarm is open', async () => {
     const seed = process.env.ALARM_RACE_SEED ? Number(process.env.ALARM_RACE_SEED) : Math.floor(Math.random() * 2 ** 31);
     console.log(`alarm race seed ${seed} (ALARM_RACE_SEED=${seed} replays it)`);
-    const random = generator(seed);
+    // Seeded (the seed's generator): a failing run can be replayed with its seed.
+    const random = mulberry32(seed);
 
     // Light points in service in the equipment domain and in telemetry's directory alike.
     const devices: { equipmentId: string; collectivityId: string }[] = [];
