@@ -337,10 +337,39 @@ export async function createReport(resources: TicketResources, request: ReportRe
   }
   const limit = resources.config.TICKETS_REPORTS_PER_HOUR;
   const address = reporter.address?.trim() ?? '';
+  // The address's slot is taken now, before anything is awaited, and given back if the report
+  // fails: concurrent reports from one address cannot all pass the check before one is counted.
+  let slot: number | null = null;
   if (limit > 0 && address !== '') {
     const times = addressWindow(resources, address);
     if (times.length >= limit) throw rateLimited('from this address', limit, times[0] + HOUR_MS - Date.now());
+    slot = Date.now();
+    times.push(slot);
   }
+  try {
+    return await placeAndStore(resources, request, category, report, reporter, limit);
+  } catch (error) {
+    if (slot !== null) releaseAddressSlot(resources, address, slot);
+    throw error;
+  }
+}
+
+/** Gives back a slot `createReport` took for a report that was not stored. */
+function releaseAddressSlot(resources: TicketResources, address: string, slot: number): void {
+  const times = addressWindow(resources, address);
+  const index = times.indexOf(slot);
+  if (index !== -1) times.splice(index, 1);
+}
+
+/** The part of `createReport` after the checks: the peers' answers, then the one transaction. */
+async function placeAndStore(
+  resources: TicketResources,
+  request: ReportRequest,
+  category: CategoryRow,
+  report: CheckedReport,
+  reporter: Reporter,
+  limit: number,
+): Promise<ReportOutcome> {
   const [place, equipmentId] = await Promise.all([placeOf(resources, category, report, reporter), nearestAssetOf(resources, category, report, reporter)]);
 
   const outcome = await resources.inTransaction(async (client) => {
@@ -401,7 +430,6 @@ export async function createReport(resources: TicketResources, request: ReportRe
     }
     return { ticket, duplicateOf: originalAfter, notice: noticeOf(ticket, originalAfter, category, place, knownAlarm) };
   });
-  if (limit > 0 && address !== '') addressWindow(resources, address).push(Date.now());
   resources.log.info(
     {
       ticketId: outcome.ticket.id,

@@ -41,6 +41,28 @@ describe('reports per client address through the gateway', () => {
   });
 });
 
+describe('the per-address limit under concurrency', () => {
+  it('lets exactly TICKETS_REPORTS_PER_HOUR of 8 concurrent reports from one address through, and a refused report takes no slot', async () => {
+    const address = '198.51.100.77';
+    // A refused report (outside the territory) first: it must not use one of the address's two slots.
+    const outside = await gql(t.url, REPORT_MUTATION, {
+      headers: { 'x-forwarded-for': address },
+      variables: { input: { category: 'TAG', location: { lon: 2.35, lat: 48.85 }, description: 'A tag on the wall', email: 'out@example.org' } },
+    });
+    assert.equal(outside.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+    const places = await Promise.all(Array.from({ length: 8 }, () => t.spot('chalons')));
+    const answers = await Promise.all(
+      places.map((location, i) =>
+        gql(t.url, REPORT_MUTATION, { headers: { 'x-forwarded-for': address }, variables: { input: { category: 'TAG', location, description: 'A tag on the wall', email: `c${i}@example.org` } } }),
+      ),
+    );
+    const codes = answers.map((answer) => answer.errors?.[0]?.extensions?.code ?? 'OK').sort();
+    assert.deepEqual(codes, ['OK', 'OK', 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED']);
+    const { rows } = await t.pool.query("SELECT count(*)::int AS n FROM tickets WHERE reporter_email LIKE 'c_@example.org'");
+    assert.equal(rows[0].n, 2);
+  });
+});
+
 describe('which address a subgraph believes', () => {
   const request = (peer: string, forwardedFor?: string) =>
     ({ socket: { remoteAddress: peer }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } }) as unknown as IncomingMessage;
