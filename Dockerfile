@@ -11,6 +11,7 @@ COPY subgraphs/territory/package.json subgraphs/territory/
 COPY subgraphs/equipment/package.json subgraphs/equipment/
 COPY subgraphs/telemetry/package.json subgraphs/telemetry/
 COPY subgraphs/tickets/package.json subgraphs/tickets/
+COPY subgraphs/mobility/package.json subgraphs/mobility/
 COPY gateway/package.json gateway/
 COPY opendata/package.json opendata/
 RUN npm ci --include=dev --no-audit --no-fund

@@ -27,6 +27,12 @@ export interface DurableConsumerOptions {
   db: Database;
   events: EventBus;
   log: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /**
+   * Where a consumer that has never run starts: `first` (default) applies every event its topics
+   * hold; `latest` only those after the newest at its first start (a live view, such as buses'
+   * positions, has no use for years of history).
+   */
+  initialPosition?: 'first' | 'latest';
   /** Applies one event inside the consumer's transaction (use `client` for every write). */
   handle(client: pg.PoolClient, event: BusEvent): Promise<void>;
 }
@@ -56,7 +62,15 @@ export function durableConsumer(options: DurableConsumerOptions): DurableConsume
   };
 
   async function storedPosition(): Promise<bigint> {
-    await db.pool.query('INSERT INTO event_consumers (consumer, position) VALUES ($1, 0) ON CONFLICT (consumer) DO NOTHING', [name]);
+    if (options.initialPosition === 'latest') {
+      await db.pool.query(
+        `INSERT INTO event_consumers (consumer, position)
+         VALUES ($1, coalesce((SELECT max(id) FROM events WHERE topic = ANY($2::text[])), 0)) ON CONFLICT (consumer) DO NOTHING`,
+        [name, topics],
+      );
+    } else {
+      await db.pool.query('INSERT INTO event_consumers (consumer, position) VALUES ($1, 0) ON CONFLICT (consumer) DO NOTHING', [name]);
+    }
     const { rows } = await db.pool.query<{ position: string }>('SELECT position::text FROM event_consumers WHERE consumer = $1', [name]);
     return BigInt(rows[0].position);
   }

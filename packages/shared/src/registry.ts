@@ -97,12 +97,13 @@ const domain = (name: string, defaultPort: number, own: { workers?: string[]; ro
   routes: own.routes ?? [],
 });
 
-/** Planned next, each with its folder and entry: mobility 4005, control 4006. */
+/** Planned next, with its folder and entry: control 4006. */
 export const SUBGRAPHS = defineRegistry([
   domain('territory', 4001),
   domain('equipment', 4002, { workers: ['alarm-status'] }),
   domain('telemetry', 4003, { workers: ['device-directory', 'partitions', 'broker-auth', 'mqtt-ingest', 'alarms'], routes: ['/ingest'] }),
   domain('tickets', 4004, { workers: ['known-alarms', 'grc-outbox', 'retention'], routes: ['/open311/v2', '/tickets'] }),
+  domain('mobility', 4005, { workers: ['asset-directory', 'network', 'vehicle-assignments', 'readings', 'signal-priority'], routes: ['/mobility'] }),
 ]);
 
 /** The registered subgraph of that name; an unknown name is an error naming the known ones. */

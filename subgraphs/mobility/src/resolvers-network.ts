@@ -1,0 +1,4 @@
+// PLACEHOLDER (replaced by the area's helper).
+import type { Resolvers } from './generated/graphql.js';
+
+export const networkResolvers: Resolvers = {};
