@@ -130,6 +130,7 @@ export type MobilityNearInput = {
   radiusMeters: Scalars['Float']['input'];
 };
 
+/** Bus assignments and parking information: operators and admins of the owning collectivity. */
 export type Mutation = {
   __typename?: 'Mutation';
   /**
@@ -142,6 +143,7 @@ export type Mutation = {
 };
 
 
+/** Bus assignments and parking information: operators and admins of the owning collectivity. */
 export type MutationAssignVehicleArgs = {
   blockId: Scalars['String']['input'];
   serviceDate?: InputMaybe<Scalars['Date']['input']>;
@@ -149,6 +151,7 @@ export type MutationAssignVehicleArgs = {
 };
 
 
+/** Bus assignments and parking information: operators and admins of the owning collectivity. */
 export type MutationUpdateParkingFacilityInfoArgs = {
   id: Scalars['ID']['input'];
   input: ParkingFacilityInfoInput;
@@ -342,6 +345,7 @@ export type PredictedStop = {
   stopSequence: Scalars['Int']['output'];
 };
 
+/** The network, live vehicles, signal priority and parking. */
 export type Query = {
   __typename?: 'Query';
   /** The GTFS feed in use; null before any import. */
@@ -379,6 +383,7 @@ export type Query = {
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryParkingFacilitiesArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<ParkingFacilityFilter>;
@@ -386,34 +391,40 @@ export type QueryParkingFacilitiesArgs = {
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryParkingFacilityArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryRouteArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryRoutesArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QuerySignalPriorityByIntersectionArgs = {
   from?: InputMaybe<Scalars['DateTime']['input']>;
   to?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QuerySignalPriorityByRouteArgs = {
   from?: InputMaybe<Scalars['DateTime']['input']>;
   to?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QuerySignalPriorityRequestsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<SignalPriorityRequestFilter>;
@@ -421,11 +432,13 @@ export type QuerySignalPriorityRequestsArgs = {
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryStopArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryStopsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<TransitStopFilter>;
@@ -433,21 +446,25 @@ export type QueryStopsArgs = {
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryTripArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryVehicleArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryVehicleAssignmentsArgs = {
   serviceDate?: InputMaybe<Scalars['Date']['input']>;
 };
 
 
+/** The network, live vehicles, signal priority and parking. */
 export type QueryVehiclesArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<VehicleFilter>;
@@ -613,6 +630,7 @@ export type StopTime = {
   stopSequence: Scalars['Int']['output'];
 };
 
+/** Live vehicles and parking availability, resumable from a cursor. */
 export type Subscription = {
   __typename?: 'Subscription';
   /** Parking availability changes (public), resumable with `after`. */
@@ -622,6 +640,7 @@ export type Subscription = {
 };
 
 
+/** Live vehicles and parking availability, resumable from a cursor. */
 export type SubscriptionParkingAvailabilityChangedArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   collectivityIds?: InputMaybe<Array<Scalars['ID']['input']>>;
@@ -629,6 +648,7 @@ export type SubscriptionParkingAvailabilityChangedArgs = {
 };
 
 
+/** Live vehicles and parking availability, resumable from a cursor. */
 export type SubscriptionVehicleMovedArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<VehicleFilter>;
