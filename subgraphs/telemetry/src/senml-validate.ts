@@ -5,18 +5,20 @@
  * record and the field; a whole message is refused only when it is not a pack at all (malformed
  * JSON, not an array, empty, too many records). Never throws, whatever the input.
  *
- * The hub's profile of RFC 8428, on purpose stricter than the RFC in three places:
+ * The hub's profile of RFC 8428, on purpose stricter than the RFC in four places:
  * - a record's time must be given (`bt` and/or `t`) and absolute: times below 2^28 are relative
  *   to the moment of receipt in the RFC (§4.5.3), which would make a retransmitted record a new
  *   reading; idempotency on (equipment, metric, time) needs the device's own clock;
  * - a numeric metric takes `v` (plus any `bv`), a boolean one `vb`; `vs`, `vd` and sums (`s`) are
  *   refused rather than converted, like a unit that is not exactly the table's (nothing is converted);
  * - names are `urn:dev:connecte:<equipmentId>:<metric>` (docs/devices.md), the equipment id coming
- *   from the base name.
+ *   from the base name;
+ * - a numeric value must lie in its metric's domain (`min`/`max`, whole numbers for counts and
+ *   modes: the table in senml.ts): `out_of_range` / `not_integer`, nothing is clamped.
  * As the RFC requires, a record whose `bver` is above 10 is not used, nor one with an unknown
  * field ending in `_` (must-understand); other unknown fields are ignored.
  */
-import { isMetricName, METRICS, type MetricName } from '@connecte/shared/senml';
+import { isMetricName, metricDomain, METRICS, type MetricName } from '@connecte/shared/senml';
 import type { IngestRecord, Rejection } from './types.js';
 
 /** How far in the future a reading may be (clocks of devices drift). */
@@ -47,6 +49,8 @@ export type RejectionCode =
   | 'no_value'
   | 'wrong_type'
   | 'not_finite'
+  | 'out_of_range'
+  | 'not_integer'
   | 'no_time'
   | 'relative_time'
   | 'future_time'
@@ -305,6 +309,16 @@ function validate(payload: Buffer | string, options: ValidationOptions): Validat
       value = r.v + (bv ?? 0);
       if (!Number.isFinite(value)) {
         reject('not_finite', Number.isFinite(r.v) ? 'bv' : 'v', `value ${Number.isFinite(r.v) ? `${r.v} + bv ${bv}` : quote(r.v)} is not a finite number`);
+        continue;
+      }
+      // The metric's domain (senml.ts): two comparisons, plus one for counts and modes; the
+      // reason is built only for a rejected record.
+      if (value < metric.min || value > metric.max) {
+        reject('out_of_range', 'v', `value ${bv === undefined ? value : `${r.v} + bv ${bv} = ${value}`} is outside the domain of ${metricName} (${metricDomain(metricName)})`);
+        continue;
+      }
+      if (metric.integer && value !== Math.trunc(value)) {
+        reject('not_integer', 'v', `value ${bv === undefined ? value : `${r.v} + bv ${bv} = ${value}`} of ${metricName} is not a whole number (${metricDomain(metricName)})`);
         continue;
       }
     }
