@@ -19,7 +19,13 @@ import { buildEnergyBaselines, insertEnergyBaselines } from './energy.js';
 import { buildStreets, type StreetSeed } from './streets.js';
 import { buildTickets, insertTickets, SEED_TICKETS, TICKET_CHECKS, type TicketPlan } from './tickets.js';
 import { lineWkt } from './geo.js';
+import { buildGtfs, type GtfsSeedFeed } from './gtfs.js';
+import { insertParkingInfo } from './parking.js';
+import { parseGtfs } from '@connecte/subgraph-mobility/gtfs-parse';
+import { validateGtfs } from '@connecte/subgraph-mobility/gtfs-validate';
+import { writeNetwork } from '@connecte/subgraph-mobility/gtfs-write';
 import {
+  AGGLO_ID,
   buildDistricts,
   COLLECTIVITIES,
   INSEE,
@@ -55,6 +61,16 @@ export interface SeedPlan {
   /** Citizens' tickets, their history and work orders (prisma/seed/tickets.ts). */
   tickets: TicketPlan;
 }
+
+let cachedGtfs: GtfsSeedFeed | undefined;
+
+/** The bus network's GTFS feed, generated from the plan (prisma/seed/gtfs.ts; cached). */
+export function buildSeedGtfs(): GtfsSeedFeed {
+  return (cachedGtfs ??= buildGtfs(buildSeedPlan()));
+}
+
+/** Where the generated feed is committed (`npm run gtfs:generate` rewrites it; a test checks it is current). */
+export const SEED_GTFS_SOURCE = 'subgraphs/mobility/gtfs/chalons-agglo';
 
 let cachedPlan: SeedPlan | undefined;
 
@@ -99,6 +115,8 @@ export async function seed(pool: pg.Pool, options: { log?: (msg: string) => void
     await publishRegistrations(client, plan.equipment);
     await insertEnergyBaselines(client, buildEnergyBaselines(plan.equipment.rows));
     await insertTickets(client, plan.tickets);
+    await insertNetwork(client);
+    await insertParkingInfo(client, plan.equipment);
     await verify(client);
     const counts = await countRows(client);
     await client.query('COMMIT');
@@ -184,6 +202,7 @@ async function insertTerritory(client: pg.PoolClient, plan: SeedPlan): Promise<v
 async function publishRegistrations(client: pg.PoolClient, plan: EquipmentPlan): Promise<void> {
   const at = new Date().toISOString();
   const BATCH = 5000;
+  let lastEventId = '0';
   for (let start = 0; start < plan.rows.length; start += BATCH) {
     const batch = plan.rows.slice(start, start + BATCH);
     const ids = await publishEvents(
@@ -225,8 +244,39 @@ async function publishRegistrations(client: pg.PoolClient, plan: EquipmentPlan):
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])`,
       [batch.map((r) => r.id), batch.map((r) => r.collectivityId), batch.map((r) => r.kind), batch.map((r) => r.status), batch.map((r) => r.parentId), ids],
     );
+    // Mobility's likewise: its directory of the assets it runs, and its consumer's position.
+    const own = batch.flatMap((r, i) => (MOBILITY_KINDS.has(r.kind) ? [{ r, eventId: ids[i] }] : []));
+    await client.query(
+      `INSERT INTO mobility_assets (equipment_id, collectivity_id, kind, reference, name, status, geom, parent_id, details, event_id)
+       SELECT id, collectivity_id, kind, reference, name, status,
+              CASE WHEN lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END, parent_id, details, event_id
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], $9::text[], $10::jsonb[], $11::bigint[])
+         AS t(id, collectivity_id, kind, reference, name, status, lon, lat, parent_id, details, event_id)`,
+      [
+        own.map(({ r }) => r.id),
+        own.map(({ r }) => r.collectivityId),
+        own.map(({ r }) => r.kind),
+        own.map(({ r }) => r.reference),
+        own.map(({ r }) => r.name),
+        own.map(({ r }) => r.status),
+        own.map(({ r }) => r.location?.[0] ?? null),
+        own.map(({ r }) => r.location?.[1] ?? null),
+        own.map(({ r }) => r.parentId),
+        own.map(({ r }) => JSON.stringify(r.details)),
+        own.map(({ eventId }) => eventId),
+      ],
+    );
+    lastEventId = ids[ids.length - 1] ?? lastEventId;
   }
+  await client.query(
+    `INSERT INTO event_consumers (consumer, position) VALUES ('mobility.asset-directory', $1)
+     ON CONFLICT (consumer) DO UPDATE SET position = GREATEST(event_consumers.position, excluded.position)`,
+    [lastEventId],
+  );
 }
+
+/** The kinds mobility keeps in `mobility_assets` (subgraphs/mobility/src/types.ts `MOBILITY_KINDS`). */
+const MOBILITY_KINDS: ReadonlySet<string> = new Set(['BUS', 'BUS_STOP', 'PARKING_FACILITY', 'PARKING_SENSOR', 'TRAFFIC_SIGNAL_CONTROLLER']);
 
 /** Parents before children (the rows come out of the plan in that order already). */
 async function insertEquipment(client: pg.PoolClient, plan: EquipmentPlan): Promise<void> {
@@ -263,6 +313,18 @@ async function insertEquipment(client: pg.PoolClient, plan: EquipmentPlan): Prom
   }
 }
 
+/**
+ * The bus network, imported as any GTFS feed is (the mobility importer's parse, validation and
+ * write), each stop mapped to its seeded BUS_STOP asset.
+ */
+async function insertNetwork(client: pg.PoolClient): Promise<void> {
+  const feed = buildSeedGtfs();
+  const files = parseGtfs({ files: feed.files, name: SEED_GTFS_SOURCE });
+  const { network, problems, warnings } = validateGtfs(files);
+  if (!network) throw new Error(`seed: the generated GTFS feed is invalid:\n  - ${problems.map((p) => `${p.file}:${p.line ?? '-'} ${p.field ?? ''} ${p.message}`).join('\n  - ')}`);
+  await writeNetwork(client, network, feed.stopEquipment, { collectivityId: AGGLO_ID, source: SEED_GTFS_SOURCE, sha256: files.sha256, importedBy: 'seed', warnings });
+}
+
 /** The seed checks what it wrote; any violation rolls the whole seed back. */
 async function verify(client: pg.PoolClient): Promise<void> {
   const problems: string[] = [];
@@ -296,6 +358,14 @@ async function verify(client: pg.PoolClient): Promise<void> {
     SELECT 'energy baselines not of a light point or energy meter of that kind and collectivity', count(*)::int
       FROM energy_baselines b LEFT JOIN equipment e ON e.id = b.equipment_id
      WHERE e.id IS NULL OR e.kind::text <> b.kind OR e.collectivity_id <> b.collectivity_id
+    UNION ALL
+    SELECT 'GTFS stops that are not the BUS_STOP asset of their reference', count(*)::int
+      FROM gtfs_stops g LEFT JOIN equipment e ON e.id = g.equipment_id
+     WHERE e.id IS NULL OR e.kind <> 'BUS_STOP' OR e.reference <> g.stop_id
+    UNION ALL
+    SELECT 'BUS_STOP assets in service that no GTFS stop is', count(*)::int
+      FROM equipment e WHERE e.kind = 'BUS_STOP' AND e.status <> 'DECOMMISSIONED'
+       AND NOT EXISTS (SELECT 1 FROM gtfs_stops g WHERE g.equipment_id = e.id)
     UNION ALL${TICKET_CHECKS}`);
   for (const row of rows) if (row.n > 0) problems.push(`${row.check}: ${row.n}`);
   if (problems.length) throw new Error(`seed: the generated territory breaks its own rules:\n  - ${problems.join('\n  - ')}`);

@@ -41,8 +41,10 @@ function filesUnder(dir: string): string[] {
 /** Templates are named after the content of the migrations and the seed, so a stale one is never reused. */
 function templateName(seeded: boolean): string {
   const hash = createHash('sha256');
-  const sources = [path.join(ROOT, 'prisma', 'migrations'), ...(seeded ? [path.join(ROOT, 'prisma', 'seed')] : [])];
-  for (const file of sources.flatMap(filesUnder).sort()) {
+  const sources = [path.join(ROOT, 'prisma', 'migrations'), ...(seeded ? [path.join(ROOT, 'prisma', 'seed'), path.join(ROOT, 'subgraphs', 'mobility', 'gtfs')] : [])];
+  // The seed writes the bus network with mobility's own GTFS parser, validator and writer.
+  const seedImports = seeded ? filesUnder(path.join(ROOT, 'subgraphs', 'mobility', 'src')).filter((file) => path.basename(file).startsWith('gtfs-')) : [];
+  for (const file of [...sources.flatMap(filesUnder), ...seedImports].sort()) {
     if (statSync(file).isFile()) hash.update(file.slice(ROOT.length)).update(readFileSync(file));
   }
   return `${TEST_DB_PREFIX}tpl_${seeded ? 'seeded' : 'empty'}_${hash.digest('hex').slice(0, 12)}`;

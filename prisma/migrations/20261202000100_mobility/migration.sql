@@ -41,6 +41,9 @@ CREATE TABLE "gtfs_feeds" (
     "imported_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "counts" JSONB NOT NULL,
     "warnings" JSONB NOT NULL DEFAULT '[]',
+    -- First and last day any of its services runs (calendar and added calendar_dates).
+    "valid_from" DATE,
+    "valid_to" DATE,
 
     CONSTRAINT "gtfs_feeds_pkey" PRIMARY KEY ("id")
 );
@@ -174,7 +177,9 @@ CREATE TABLE "vehicle_assignments" (
 
 -- CreateTable: each bus's live state, recomputed from its position readings: the trip it runs,
 -- its progress along the trip's shape, its delay against the schedule and the predicted arrival
--- at its next stops (`predictions`: [{ stopId, stopSequence, arrival (ISO) }]).
+-- at its next stops (`predictions`: [[stop_sequence, predicted arrival in epoch seconds], …]; the stop
+-- and the scheduled time are the trip's stop_times').
+-- `route_id` is the trip's route, kept so that a route's buses are found without the network.
 CREATE TABLE "vehicle_states" (
     "equipment_id" TEXT NOT NULL,
     "collectivity_id" TEXT NOT NULL,
@@ -184,6 +189,7 @@ CREATE TABLE "vehicle_states" (
     "bearing" DOUBLE PRECISION,
     "service_date" DATE,
     "trip_id" TEXT,
+    "route_id" TEXT,
     "shape_dist_m" DOUBLE PRECISION,
     "delay_seconds" INTEGER,
     "current_status" TEXT NOT NULL,
@@ -194,8 +200,11 @@ CREATE TABLE "vehicle_states" (
 
     CONSTRAINT "vehicle_states_pkey" PRIMARY KEY ("equipment_id"),
     CONSTRAINT "vehicle_states_status_check" CHECK ("current_status" IN ('INCOMING_AT', 'STOPPED_AT', 'IN_TRANSIT_TO', 'NOT_IN_SERVICE'))
-);
+) WITH (fillfactor = 50);
+-- Each row is rewritten every 15 s: room in each page lets the update stay on its page (HOT),
+-- without touching the indexes, as long as the trip and route do not change.
 CREATE INDEX "vehicle_states_trip_idx" ON "vehicle_states" ("trip_id") WHERE "trip_id" IS NOT NULL;
+CREATE INDEX "vehicle_states_route_idx" ON "vehicle_states" ("route_id") WHERE "route_id" IS NOT NULL;
 
 -- CreateTable: positions that were not taken as truth (a speed a bus cannot reach, a jump the
 -- time between two positions cannot explain, a position far from every route): flagged here,
@@ -235,6 +244,17 @@ CREATE TABLE "signal_priority_requests" (
     "answered_at" TIMESTAMPTZ(3),
     "error" TEXT,
     "seconds_saved" DOUBLE PRECISION,
+    -- The bus's collectivity (who may read the request, beside the controller's).
+    "vehicle_collectivity_id" TEXT NOT NULL,
+    -- Outbox: the `signal-priority` worker publishes the downlink after this row committed and
+    -- sets `sent_at` once the broker acknowledged it (PUBACK); `send_lease_until` keeps a row
+    -- another instance is sending from being sent again meanwhile.
+    "sent_at" TIMESTAMPTZ(3),
+    "send_lease_until" TIMESTAMPTZ(3),
+    -- The request whose expiry (or fault answer) raised the controller's SIGNAL_PRIORITY_FAULT,
+    -- and when the controller's next normal answer cleared it (one open fault per controller).
+    "fault_raised_at" TIMESTAMPTZ(3),
+    "fault_cleared_at" TIMESTAMPTZ(3),
 
     CONSTRAINT "signal_priority_requests_pkey" PRIMARY KEY ("id"),
     CONSTRAINT "signal_priority_requests_pass_key" UNIQUE ("vehicle_id", "service_date", "trip_id", "controller_id"),
@@ -243,6 +263,9 @@ CREATE TABLE "signal_priority_requests" (
 CREATE INDEX "signal_priority_requests_controller_idx" ON "signal_priority_requests" ("controller_id", "requested_at");
 CREATE INDEX "signal_priority_requests_route_idx" ON "signal_priority_requests" ("route_id", "requested_at");
 CREATE INDEX "signal_priority_requests_open_idx" ON "signal_priority_requests" ("expires_at") WHERE "status" = 'REQUESTED';
+CREATE INDEX "signal_priority_requests_unsent_idx" ON "signal_priority_requests" ("requested_at") WHERE "status" = 'REQUESTED' AND "sent_at" IS NULL;
+CREATE INDEX "signal_priority_requests_vehicle_collectivity_idx" ON "signal_priority_requests" ("vehicle_collectivity_id", "requested_at");
+CREATE INDEX "signal_priority_requests_fault_idx" ON "signal_priority_requests" ("controller_id") WHERE "fault_raised_at" IS NOT NULL AND "fault_cleared_at" IS NULL;
 
 -- CreateTable: a parking facility's static information mobility owns (the asset itself, its
 -- position and capacity are equipment's): tariffs and opening hours.

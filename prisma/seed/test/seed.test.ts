@@ -487,7 +487,7 @@ describe('seed', () => {
       assert.deepEqual(await checksum(poolA), firstChecksum);
 
       // Concurrency: on an emptied database, two seeds at once write the territory once.
-      await poolA.query(`TRUNCATE equipment, street, district, commune, service_category, collectivity, energy_baselines, telemetry_devices, events, equipment_alarm_faults, tickets, ticket_history, ticket_photos, interventions, intervention_history CASCADE`);
+      await poolA.query(`TRUNCATE equipment, street, district, commune, service_category, collectivity, energy_baselines, telemetry_devices, events, equipment_alarm_faults, tickets, ticket_history, ticket_photos, interventions, intervention_history, mobility_assets, parking_facility_info, event_consumers CASCADE`);
       const results = await Promise.all([seed(poolA), seed(poolB)]);
       assert.deepEqual(results.map((r) => r.seeded).sort(), [false, true]);
       assert.deepEqual(await checksum(poolA), firstChecksum);
