@@ -78,6 +78,9 @@ export interface GtfsFeedRow {
   importedAt: Date;
   counts: Record<string, number>;
   warnings: string[];
+  /** YYYY-MM-DD: first and last day any of its services runs; null without services. */
+  validFrom: string | null;
+  validTo: string | null;
 }
 
 export interface RouteRow {
@@ -213,6 +216,8 @@ export interface StopArrivalValue {
 /** Payload of a `mobility.vehicle` event: the state after the move. */
 export interface VehicleEventPayload {
   state: VehicleState;
+  /** The block the bus is assigned on the state's service day (today when not in service), when it has one. */
+  blockId?: string | null;
 }
 
 /**
