@@ -445,7 +445,7 @@ describe('rules', () => {
       ),
     ).alarmRules;
     const byCode = Object.fromEntries(rules.map((rule: any) => [rule.code, rule]));
-    assert.deepEqual(Object.keys(byCode).sort(), ['BATTERY_LOW', 'CO2_HIGH', 'COMMAND_NOT_ACKNOWLEDGED', 'DEVICE_SILENT', 'LAMP_FAILURE', 'SIGNAL_FAULT', 'TEMPERATURE_LOW']);
+    assert.deepEqual(Object.keys(byCode).sort(), ['BATTERY_LOW', 'CO2_HIGH', 'COMMAND_NOT_ACKNOWLEDGED', 'DEVICE_SILENT', 'LAMP_FAILURE', 'SIGNAL_FAULT', 'SIGNAL_PRIORITY_FAULT', 'TEMPERATURE_LOW']);
     assert.deepEqual(byCode.CO2_HIGH, {
       code: 'CO2_HIGH',
       collectivity: null,
@@ -621,7 +621,7 @@ describe('who may read, handle and configure', () => {
         else assert.deepEqual([errorOf(answer).code, errorOf(answer).field], role === null ? ['UNAUTHENTICATED', undefined] : ['FORBIDDEN', 'collectivityId'], `${who} → ${target}`);
       }
       const rules = await env.gql(`{ alarmRules(collectivityId: "chalons") { code } }`, token);
-      if (role !== null && ['agent', 'operator', 'admin'].includes(role) && collectivity === 'chalons') assert.equal(ok(rules).alarmRules.length, 7, who);
+      if (role !== null && ['agent', 'operator', 'admin'].includes(role) && collectivity === 'chalons') assert.equal(ok(rules).alarmRules.length, 8, who);
       else assert.equal(errorOf(rules).code, role === null ? 'UNAUTHENTICATED' : 'FORBIDDEN', who);
     }
   });
