@@ -3,8 +3,10 @@
  * metric table's METRICS_BY_KIND) over MQTT with real credentials, so the control room sees a
  * living city: light points following the night and their dimming profile, classrooms' CO2
  * rising during lessons, buildings heated and set back, car parks filling and emptying, buses
- * moving, traffic signals cycling, batteries draining, and now and then a lamp failing or a
- * controller flashing amber until it is repaired. Faults are only reported as telemetry
+ * running the GTFS blocks the hub assigned them (late at the rush hours, now and then held up by
+ * an incident), traffic signals cycling and answering the hub's priority requests on their
+ * downlinks, batteries draining, and now and then a lamp failing or a controller flashing amber
+ * until it is repaired. Faults are only reported as telemetry
  * (`fault: true`, then `false`): the alarms they raise put the asset in FAULT through the
  * equipment domain, the simulator never writes equipment's status itself.
  *
@@ -15,7 +17,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfigOrExit, type Config } from '@connecte/shared/config';
 import { COLLECTIVITY_IDS, signDevelopmentToken } from '@connecte/shared/auth';
-import { METRICS, METRICS_BY_KIND, senmlPack, uplinkTopic, type MetricName } from '@connecte/shared/senml';
+import { ackTopic, downlinkTopic, METRICS, METRICS_BY_KIND, senmlPack, uplinkTopic, type MetricName } from '@connecte/shared/senml';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -415,12 +417,19 @@ interface World {
   raisedUntil: Map<string, number>;
   stops: { lon: number; lat: number }[];
   buses: BusModel[];
+  busById: Map<string, BusModel>;
   parkingSensors: Map<string, ParkingSensorModel[]>;
+  /** The buses' blocks from the hub (null: a hub without the mobility service). */
+  transit: TransitSchedule | null;
+  /** Where each bus stands when not running: its depot slot. */
+  homes: Map<string, { lon: number; lat: number }>;
 }
 
 interface Model {
   /** Advances the device to `ms` and returns every metric of its kind. */
   read(ms: number): Values;
+  /** Whether its state changed since its last report in a way it reports at once (a priority that ended). */
+  stateChanged?(ms: number): boolean;
 }
 
 /** Whether the model can break down (`fault`), and its state. */
@@ -663,12 +672,24 @@ class EnergyMeterModel implements Model {
   }
 }
 
+/** A facility's capacity from its details: a whole number ≥ 0, 200 when missing or unreadable. */
+export function facilityCapacity(details: Record<string, unknown>): number {
+  const capacity = Number(details.capacity ?? 200);
+  return Number.isFinite(capacity) && capacity >= 0 ? Math.floor(capacity) : 200;
+}
+
+/** A counted car park's occupied places: its curve's share with a relative `noise`, never below 0 nor above `capacity`. */
+export const facilityOccupancy = (capacity: number, share: number, noise: number) => Math.round(clamp(share * (1 + noise), 0, 1) * capacity);
+
 class ParkingFacilityModel implements Model {
   private readonly capacity: number;
   private readonly type: string;
+  /** The entry/exit counter's drift from the curve: a slow random walk (3 %, a few minutes' memory), not a new draw every minute. */
+  private noise = 0;
+  private last: number | null = null;
 
   constructor(private readonly device: DeviceSummary, private readonly world: World) {
-    this.capacity = Number(device.details.capacity ?? 200);
+    this.capacity = facilityCapacity(device.details);
     this.type = String(device.details.type ?? 'SURFACE');
   }
 
@@ -677,10 +698,13 @@ class ParkingFacilityModel implements Model {
     const sensors = this.world.parkingSensors.get(this.device.id);
     if (sensors?.length) {
       const occupied = sensors.reduce((sum, sensor) => sum + sensor.occupiedAt(ms), 0);
-      return { occupancy: Math.round((occupied * this.capacity) / sensors.length) };
+      return { occupancy: Math.min(this.capacity, Math.round((occupied * this.capacity) / sensors.length)) };
     }
-    const share = parkingShare(this.type, ms, hash01(this.device.id)) * (1 + 0.03 * gaussian(this.world.random));
-    return { occupancy: Math.round(clamp(share, 0, 1) * this.capacity) };
+    const minutes = this.last === null ? 60 : clamp((ms - this.last) / MINUTE, 0, 60);
+    this.last = ms;
+    const keep = Math.pow(0.85, minutes);
+    this.noise = keep * this.noise + Math.sqrt(1 - keep * keep) * 0.03 * gaussian(this.world.random);
+    return { occupancy: facilityOccupancy(this.capacity, parkingShare(this.type, ms, hash01(this.device.id)), this.noise) };
   }
 }
 
@@ -723,19 +747,506 @@ function distanceMetres(a: { lon: number; lat: number }, b: { lon: number; lat: 
   return Math.hypot((b.lon - a.lon) * metresPerDegreeLon(a.lat), (b.lat - a.lat) * METRES_PER_DEGREE_LAT);
 }
 
-/** Buses run 05:30–21:30: from stop to nearby stop at 7–12 m/s, dwelling 20–40 s at each; outside service hours they stand still. */
+// ---------------------------------------------------------------------------------------------
+// Buses on their GTFS blocks. The hub assigns each bus a block (a day's chain of trips); the bus
+// plays it: out of its depot in time for its first departure, each trip stop to stop along the
+// trip's shape with a delay model (traffic by hour and day type, dwell by stop and hour, now and
+// then an incident), catching up on layovers, back to the depot after its last trip. The whole
+// day is planned at once, a pure function of the block and a seed per bus and day: the same
+// positions on every run, and a restart finds each bus where it would be.
+
+/** A call of a trip at a stop, times in seconds from the service day's origin (GTFS: noon minus 12 h). */
+export interface PlannedCall {
+  stopSequence: number;
+  stopId: string;
+  arrival: number;
+  departure: number;
+  /** Distance along the trip's shape (GTFS `shape_dist_traveled`), metres. */
+  dist: number;
+}
+
+export interface PlannedTrip {
+  id: string;
+  routeId: string | null;
+  /** `[lon, lat]` positions. */
+  shape: [number, number][];
+  calls: PlannedCall[];
+}
+
+/** A bus's block on a service day, as `vehicleAssignments` gives it. */
+export interface BlockAssignment {
+  serviceDate: string;
+  blockId: string;
+  vehicleId: string;
+  trips: PlannedTrip[];
+}
+
+/** `HH:MM:SS` (hours may pass 24) in seconds; throws on anything else. */
+export function parseGtfsTime(text: string): number {
+  const match = /^(\d{1,3}):([0-5]\d):([0-5]\d)$/.exec(text.trim());
+  if (!match) throw new Error(`not a GTFS time: ${JSON.stringify(text)}`);
+  return Number(match[1]) * 3600 + Number(match[2]) * 60 + Number(match[3]);
+}
+
+/** The instant GTFS times of a service day count from: noon minus 12 hours, Paris time (midnight but on summer-time change days). */
+export const serviceDayOrigin = (date: string) => parisInstant(date, 12) - 12 * HOUR;
+
+/** The Paris calendar date of `ms`, `YYYY-MM-DD`. */
+export function parisDate(ms: number): string {
+  const { dayNumber } = parisTime(ms);
+  return new Date(dayNumber * DAY).toISOString().slice(0, 10);
+}
+
+const addDays = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * DAY).toISOString().slice(0, 10);
+
+/** Easter Sunday of `year` (the Gregorian computus of Meeus, Jones and Butcher), `YYYY-MM-DD`. */
+export function easterSunday(year: number): string {
+  const a = year % 19;
+  const b = Math.floor(year / 100);
+  const c = year % 100;
+  const d = Math.floor(b / 4);
+  const e = b % 4;
+  const f = Math.floor((b + 8) / 25);
+  const g = Math.floor((b - f + 1) / 3);
+  const h = (19 * a + b - d - g + 15) % 30;
+  const i = Math.floor(c / 4);
+  const k = c % 4;
+  const l = (32 + 2 * e + 2 * i - h - k) % 7;
+  const m = Math.floor((a + 11 * h + 22 * l) / 451);
+  const month = Math.floor((h + l - 7 * m + 114) / 31);
+  const day = ((h + l - 7 * m + 114) % 31) + 1;
+  return `${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+}
+
+/** France's public holidays of `year` (the eleven of the Code du travail, Alsace-Moselle's two excepted). */
+export function frenchPublicHolidays(year: number): string[] {
+  const sunday = easterSunday(year);
+  const fixed = ['01-01', '05-01', '05-08', '07-14', '08-15', '11-01', '11-11', '12-25'].map((md) => `${year}-${md}`);
+  return [...fixed, addDays(sunday, 1), addDays(sunday, 39), addDays(sunday, 50)].sort();
+}
+
+export type DayType = 'WEEKDAY' | 'SATURDAY' | 'SUNDAY';
+
+/** How traffic runs on a date: weekday, Saturday, or Sunday (public holidays too). */
+export function dayTypeOf(date: string): DayType {
+  if (frenchPublicHolidays(Number(date.slice(0, 4))).includes(date)) return 'SUNDAY';
+  const weekday = new Date(`${date}T12:00:00Z`).getUTCDay();
+  return weekday === 0 ? 'SUNDAY' : weekday === 6 ? 'SATURDAY' : 'WEEKDAY';
+}
+
+const bump = (x: number, centre: number, width: number, height: number) => height * Math.exp(-(((x - centre) / width) ** 2) / 2);
+
+/**
+ * Running time against the timetable's at a Paris `hour` (1: as scheduled): the timetable is
+ * written for an average day, so buses run a little early in the quiet hours and late in the rush
+ * hours — on weekdays 07:15–09:00 (+20 %) and 16:30–18:45 (+24 %), a smaller lunch peak; on
+ * Saturday late morning and afternoon, shoppers; on Sunday and public holidays, empty streets.
+ */
+export function trafficFactor(hour: number, dayType: DayType): number {
+  if (dayType === 'SUNDAY') return 0.9 + bump(hour, 11.5, 1.5, 0.04) + bump(hour, 17, 1.5, 0.04);
+  if (dayType === 'SATURDAY') return 0.93 + bump(hour, 11.25, 1.3, 0.11) + bump(hour, 16, 1.6, 0.13);
+  return 0.94 + bump(hour, 8.1, 0.75, 0.2) + bump(hour, 12.4, 0.7, 0.06) + bump(hour, 17.6, 0.95, 0.24);
+}
+
+/** Passengers boarding or alighting at an average stop per bus call, by hour and day type. */
+export function stopDemand(hour: number, dayType: DayType): number {
+  const scale = dayType === 'SUNDAY' ? 0.35 : dayType === 'SATURDAY' ? 0.7 : 1;
+  const base = hour < 6.5 || hour >= 20.5 ? 0.6 : 1.6;
+  const peaks = dayType === 'WEEKDAY' ? bump(hour, 7.9, 0.7, 3) + bump(hour, 12.2, 0.8, 1.2) + bump(hour, 17.3, 1, 2.6) : bump(hour, 15, 2.5, 1.2);
+  return scale * (base + peaks);
+}
+
+/** How busy a stop is against the average (0.4–2.2, the same on every run): a few stops in the centre and at the station take most of the passengers. */
+export const stopBusyness = (stopId: string) => {
+  const u = hash01(`${stopId}:busy`);
+  return 0.4 + 1.8 * u * u;
+};
+
+/**
+ * Seconds a bus stands at a stop: none when nobody is waiting and nobody rings (`null`: it passes
+ * without stopping), else doors 8 s and 2.5 s a passenger, at most 90 s. `u` is uniform in [0, 1).
+ */
+export function dwellSeconds(stopId: string, hour: number, dayType: DayType, u: number): number | null {
+  const mean = stopBusyness(stopId) * stopDemand(hour, dayType);
+  // P(nobody) for a Poisson count of that mean, then the count drawn from the same `u`.
+  if (u < Math.exp(-mean)) return null;
+  const passengers = Math.max(1, Math.round(mean * (0.4 + 1.2 * ((u - Math.exp(-mean)) / (1 - Math.exp(-mean))))));
+  return Math.min(90, 8 + 2.5 * passengers);
+}
+
+/** The delay model's knobs (tests turn parts of it off). */
+export interface DelayModel {
+  /** Multiplies the deviation of `trafficFactor` from 1 (0: buses run exactly to the timetable between stops). Default 1. */
+  traffic?: number;
+  /** Multiplies the incident rate (0: none). Default 1. */
+  incidents?: number;
+  /** Passengers at stops (false: buses stop at every stop for 15 s). Default true. */
+  dwell?: boolean;
+  /** Standard deviation of the running time's noise per leg (0: none). Default 0.08. */
+  noise?: number;
+}
+
+/** Incidents (a delivery van in the way, a wheelchair ramp stuck, roadworks) per hour of running, by hour: rarer in the quiet hours. */
+export const incidentsPerHour = (hour: number, dayType: DayType) => (dayType === 'WEEKDAY' ? 0.06 + bump(hour, 8, 1, 0.1) + bump(hour, 17.5, 1.2, 0.12) : 0.05);
+
+/** Acceleration and braking of a city bus, m/s². */
+const BUS_ACCELERATION = 0.9;
+/** Top speed between stops (inter-town roads), m/s. */
+const BUS_TOP_SPEED = 20;
+/** Driving without passengers (to and from the depot, between trips): straight lines at this speed, m/s, stretched by DEADHEAD_DETOUR for the streets' detours. */
+const DEADHEAD_SPEED = 9;
+const DEADHEAD_DETOUR = 1.3;
+/** A bus leaves a stop at most this early against its timetable: the driver waits. */
+export const EARLY_TOLERANCE_S = 20;
+/** The least a driver stands at a trip's end before the next departure (doors, sign, ticket machine). */
+export const MIN_LAYOVER_S = 90;
+/** A bus is at its first stop this long before its first departure. */
+const PULL_OUT_MARGIN_S = 300;
+/** A layover longer than this with the depot near enough: the bus goes back to the depot in between. */
+const DEPOT_BREAK_S = 2 * 3600;
+
+export type BusPhase = 'DEPOT' | 'PULL_OUT' | 'LAYOVER' | 'DWELL' | 'IN_TRANSIT' | 'INCIDENT' | 'DEADHEAD' | 'PULL_IN';
+
+/** One piece of a bus's day: standing, driving along a trip's shape, or driving straight (deadhead). */
+type Piece =
+  | { kind: 'stand'; from: number; to: number; phase: BusPhase; at: { lon: number; lat: number }; trip: number | null; dist: number | null }
+  | { kind: 'shape'; from: number; to: number; trip: number; fromDist: number; toDist: number; cruise: number }
+  | { kind: 'straight'; from: number; to: number; phase: BusPhase; a: { lon: number; lat: number }; b: { lon: number; lat: number }; length: number; cruise: number };
+
+/** A trip as played: its calls' actual times (ms). */
+export interface PlayedTrip {
+  trip: PlannedTrip;
+  /** The service day's origin (ms). */
+  origin: number;
+  /** Per call: when the bus arrived and left (ms), and whether it stopped. */
+  actual: { arrival: number; departure: number; stopped: boolean }[];
+  /** Cumulative lengths of the shape's segments, metres. */
+  lengths: number[];
+}
+
+export interface BusDay {
+  vehicleId: string;
+  home: { lon: number; lat: number };
+  trips: PlayedTrip[];
+  pieces: Piece[];
+}
+
+/** Cumulative lengths of a polyline's vertices from its start, metres. */
+export function polylineLengths(line: [number, number][]): number[] {
+  const lengths = [0];
+  for (let i = 1; i < line.length; i++) {
+    lengths.push(lengths[i - 1] + distanceMetres({ lon: line[i - 1][0], lat: line[i - 1][1] }, { lon: line[i][0], lat: line[i][1] }));
+  }
+  return lengths;
+}
+
+/** The point `dist` metres along a polyline (clamped to its ends), and its bearing there (degrees clockwise from north). */
+export function pointAlong(line: [number, number][], lengths: number[], dist: number): { lon: number; lat: number; bearing: number } {
+  if (line.length === 0) return { lon: CHALONS.lon, lat: CHALONS.lat, bearing: 0 };
+  if (line.length === 1) return { lon: line[0][0], lat: line[0][1], bearing: 0 };
+  const total = lengths[lengths.length - 1];
+  const d = clamp(dist, 0, total);
+  let low = 0;
+  let high = lengths.length - 1;
+  while (high - low > 1) {
+    const middle = (low + high) >>> 1;
+    if (lengths[middle] <= d) low = middle;
+    else high = middle;
+  }
+  const span = lengths[high] - lengths[low];
+  const f = span > 0 ? (d - lengths[low]) / span : 0;
+  const [lon1, lat1] = line[low];
+  const [lon2, lat2] = line[high];
+  return { lon: lon1 + (lon2 - lon1) * f, lat: lat1 + (lat2 - lat1) * f, bearing: bearingOf({ lon: lon1, lat: lat1 }, { lon: lon2, lat: lat2 }) };
+}
+
+/** Bearing from `a` to `b`, degrees clockwise from north (0 ≤ b < 360). */
+export function bearingOf(a: { lon: number; lat: number }, b: { lon: number; lat: number }): number {
+  const east = (b.lon - a.lon) * metresPerDegreeLon(a.lat);
+  const north = (b.lat - a.lat) * METRES_PER_DEGREE_LAT;
+  return ((Math.atan2(east, north) / RAD) % 360 + 360) % 360;
+}
+
+/** The least time to drive `distance` metres from standstill to standstill with a top speed of `top`. */
+function leastTime(distance: number, top: number): number {
+  if (distance <= 0) return 0;
+  return distance > (top * top) / BUS_ACCELERATION ? distance / top + top / BUS_ACCELERATION : 2 * Math.sqrt(distance / BUS_ACCELERATION);
+}
+
+/** The cruising speed that drives `distance` metres in `seconds` from standstill to standstill (accelerating and braking at BUS_ACCELERATION); `seconds` at least `leastTime`. */
+function cruiseSpeed(distance: number, seconds: number): number {
+  if (distance <= 0 || seconds <= 0) return 0;
+  const a = BUS_ACCELERATION;
+  const discriminant = a * a * seconds * seconds - 4 * a * distance;
+  return discriminant <= 0 ? Math.sqrt(a * distance) : (a * seconds - Math.sqrt(discriminant)) / 2;
+}
+
+/** Distance covered and speed `t` seconds into a drive of `distance` metres lasting `seconds` at cruising speed `v` (a trapezoid of speeds). */
+export function trapezoid(distance: number, seconds: number, v: number, t: number): { covered: number; speed: number } {
+  if (distance <= 0 || seconds <= 0 || v <= 0) return { covered: t >= seconds ? distance : 0, speed: 0 };
+  const a = BUS_ACCELERATION;
+  const ramp = Math.min(v / a, seconds / 2);
+  const top = Math.min(v, a * ramp);
+  if (t <= 0) return { covered: 0, speed: 0 };
+  if (t >= seconds) return { covered: distance, speed: 0 };
+  let covered: number;
+  let speed: number;
+  if (t < ramp) {
+    covered = (a * t * t) / 2;
+    speed = a * t;
+  } else if (t <= seconds - ramp) {
+    covered = (a * ramp * ramp) / 2 + top * (t - ramp);
+    speed = top;
+  } else {
+    const left = seconds - t;
+    covered = distance - (a * left * left) / 2;
+    speed = a * left;
+  }
+  return { covered: clamp(covered, 0, distance), speed };
+}
+
+const planSeed = (vehicleId: string, serviceDate: string) => Math.floor(hash01(`${vehicleId}:${serviceDate}:delays`) * 2 ** 32);
+
+/**
+ * Plans a bus's blocks (in time order; usually yesterday's, running past midnight, and today's):
+ * every stop's actual arrival and departure, and the pieces of its day between them. A pure
+ * function of its arguments: the noise comes from a seed per bus and service day.
+ */
+export function planBusDay(vehicleId: string, home: { lon: number; lat: number }, blocks: BlockAssignment[], model: DelayModel = {}): BusDay {
+  const trafficScale = model.traffic ?? 1;
+  const incidentScale = model.incidents ?? 1;
+  const noise = model.noise ?? 0.08;
+  const pieces: Piece[] = [];
+  const played: PlayedTrip[] = [];
+  const stand = (from: number, to: number, phase: BusPhase, at: { lon: number; lat: number }, trip: number | null = null, dist: number | null = null) => {
+    if (to > from) pieces.push({ kind: 'stand', from, to, phase, at, trip, dist });
+  };
+  /** Metres and seconds of a deadhead from `a` to `b`: the streets' detours as a longer straight line. */
+  const deadhead = (a: { lon: number; lat: number }, b: { lon: number; lat: number }) => {
+    const length = distanceMetres(a, b) * DEADHEAD_DETOUR;
+    return { length, seconds: length < 1 ? 0 : length / DEADHEAD_SPEED + DEADHEAD_SPEED / BUS_ACCELERATION };
+  };
+  const straight = (from: number, phase: BusPhase, a: { lon: number; lat: number }, b: { lon: number; lat: number }): number => {
+    const { length, seconds } = deadhead(a, b);
+    if (seconds === 0) return from;
+    const to = from + seconds * 1000;
+    pieces.push({ kind: 'straight', from, to, phase, a, b, length, cruise: cruiseSpeed(length, seconds) });
+    return to;
+  };
+  const straightSeconds = (a: { lon: number; lat: number }, b: { lon: number; lat: number }) => deadhead(a, b).seconds;
+
+  let where = home;
+  /** When the bus is free to start what comes next (ms); -Infinity at the depot. */
+  let free = -Infinity;
+  let atDepot = true;
+  for (const block of blocks) {
+    const origin = serviceDayOrigin(block.serviceDate);
+    const dayType = dayTypeOf(block.serviceDate);
+    const random = mulberry32(planSeed(vehicleId, block.serviceDate));
+    // The driver's day: some run a little faster or slower than others.
+    const driver = 1 + 0.04 * gaussian(random);
+    const trips = block.trips.filter((t) => t.calls.length >= 2).slice().sort((a, b) => a.calls[0].departure - b.calls[0].departure);
+    for (const trip of trips) {
+      const lengths = polylineLengths(trip.shape);
+      const firstCall = trip.calls[0];
+      const start = pointAlong(trip.shape, lengths, firstCall.dist);
+      const scheduledStart = origin + firstCall.departure * 1000;
+      // Getting to the first stop: from the depot (pull-out), or from the previous trip's end.
+      const travel = straightSeconds(where, start) * 1000;
+      if (atDepot) {
+        const leave = Math.max(free, scheduledStart - PULL_OUT_MARGIN_S * 1000 - travel);
+        stand(Number.isFinite(free) ? free : leave - DAY, leave, 'DEPOT', where);
+        free = straight(leave, 'PULL_OUT', where, start);
+      } else {
+        // A gap long enough for a break at the depot, once the trips there and back are counted.
+        const toDepot = straightSeconds(where, home) * 1000;
+        const fromDepot = straightSeconds(home, start) * 1000;
+        if (scheduledStart - free - toDepot - fromDepot - 60_000 > DEPOT_BREAK_S * 1000) {
+          stand(free, free + 60_000, 'LAYOVER', where);
+          const back = straight(free + 60_000, 'PULL_IN', where, home);
+          const leave = scheduledStart - PULL_OUT_MARGIN_S * 1000 - fromDepot;
+          stand(back, leave, 'DEPOT', home);
+          free = straight(leave, 'PULL_OUT', home, start);
+        } else if (travel > 0) {
+          stand(free, free + 60_000, 'LAYOVER', where);
+          free = straight(free + 60_000, 'DEADHEAD', where, start);
+        }
+      }
+      atDepot = false;
+      const index = played.length;
+      const actual: PlayedTrip['actual'] = [];
+      // At the first stop: the layover, then boarding; never before the timetable.
+      const firstHour = parisTime(scheduledStart).hour;
+      const boarding = model.dwell === false ? 15 : dwellSeconds(firstCall.stopId, firstHour, dayType, random()) ?? 10;
+      let departure = Math.max(scheduledStart, free + Math.max(MIN_LAYOVER_S, boarding) * 1000);
+      stand(free, departure, 'LAYOVER', start, index, firstCall.dist);
+      actual.push({ arrival: free, departure, stopped: true });
+      let legFrom = 0;
+      for (let c = 1; c < trip.calls.length; c++) {
+        const call = trip.calls[c];
+        const last = c === trip.calls.length - 1;
+        const hour = parisTime(departure).hour;
+        // Does anyone get off or on? A bus passes a stop nobody asked for.
+        const dwell = last ? 0 : model.dwell === false ? 15 : dwellSeconds(call.stopId, hour, dayType, random());
+        if (dwell === null && !last) {
+          actual.push({ arrival: NaN, departure: NaN, stopped: false });
+          continue;
+        }
+        // The leg from the previous stop the bus stood at to this one.
+        const from = trip.calls[legFrom];
+        const distance = Math.max(0, call.dist - from.dist);
+        const scheduled = Math.max(1, call.arrival - from.departure);
+        const factor = (1 + trafficScale * (trafficFactor(hour, dayType) - 1)) * driver * Math.exp(noise * gaussian(random));
+        let seconds = Math.max(leastTime(distance, BUS_TOP_SPEED), scheduled * factor);
+        // An incident on the way: stopped somewhere along the leg for one to six minutes.
+        const incident = random() < 1 - Math.exp((-incidentsPerHour(hour, dayType) * incidentScale * seconds) / 3600);
+        if (incident && distance > 50) {
+          const stoppedFor = 60 + 300 * random();
+          const at = 0.2 + 0.6 * random();
+          const first = distance * at;
+          const firstSeconds = Math.max(leastTime(first, BUS_TOP_SPEED), seconds * at);
+          const secondSeconds = Math.max(leastTime(distance - first, BUS_TOP_SPEED), seconds * (1 - at));
+          pieces.push({ kind: 'shape', from: departure, to: departure + firstSeconds * 1000, trip: index, fromDist: from.dist, toDist: from.dist + first, cruise: cruiseSpeed(first, firstSeconds) });
+          const stuck = departure + firstSeconds * 1000;
+          stand(stuck, stuck + stoppedFor * 1000, 'INCIDENT', pointAlong(trip.shape, lengths, from.dist + first), index, from.dist + first);
+          const resume = stuck + stoppedFor * 1000;
+          pieces.push({ kind: 'shape', from: resume, to: resume + secondSeconds * 1000, trip: index, fromDist: from.dist + first, toDist: call.dist, cruise: cruiseSpeed(distance - first, secondSeconds) });
+          seconds = firstSeconds + stoppedFor + secondSeconds;
+        } else {
+          pieces.push({ kind: 'shape', from: departure, to: departure + seconds * 1000, trip: index, fromDist: from.dist, toDist: call.dist, cruise: cruiseSpeed(distance, seconds) });
+        }
+        const arrival = departure + seconds * 1000;
+        // Early at a stop? The driver waits (a little early is tolerated); the last stop has no departure.
+        departure = last ? arrival : Math.max(arrival + (dwell ?? 0) * 1000, origin + (call.departure - EARLY_TOLERANCE_S) * 1000);
+        if (!last) stand(arrival, departure, 'DWELL', pointAlong(trip.shape, lengths, call.dist), index, call.dist);
+        actual.push({ arrival, departure, stopped: true });
+        legFrom = c;
+      }
+      played.push({ trip, origin, actual, lengths });
+      free = departure;
+      const lastCall = trip.calls[trip.calls.length - 1];
+      where = pointAlong(trip.shape, lengths, lastCall.dist);
+    }
+    // After the block's last trip: back to the depot.
+    if (!atDepot) {
+      stand(free, free + 60_000, 'LAYOVER', where);
+      free = straight(free + 60_000, 'PULL_IN', where, home);
+      where = home;
+      atDepot = true;
+    }
+  }
+  stand(Number.isFinite(free) ? free : -8.64e15, 8.64e15, 'DEPOT', where);
+  return { vehicleId, home, trips: played, pieces };
+}
+
+export interface BusState {
+  lon: number;
+  lat: number;
+  /** m/s. */
+  speed: number;
+  /** Degrees clockwise from north, when moving (else the last one's). */
+  bearing: number;
+  phase: BusPhase;
+  /** The trip it runs or is about to start (its index in `BusDay.trips`), null at the depot or between blocks. */
+  trip: number | null;
+  tripId: string | null;
+  /** Distance along the trip's shape, when on a trip. */
+  dist: number | null;
+}
+
+/** Where a bus planned by `planBusDay` is at `ms`, and how fast it goes. */
+export function busStateAt(day: BusDay, ms: number): BusState {
+  const pieces = day.pieces;
+  let low = 0;
+  let high = pieces.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >>> 1;
+    if (pieces[middle].from <= ms) low = middle;
+    else high = middle - 1;
+  }
+  const piece = pieces[low];
+  if (!piece || ms < piece.from) return { ...day.home, speed: 0, bearing: 0, phase: 'DEPOT', trip: null, tripId: null, dist: null };
+  const t = (Math.min(ms, piece.to) - piece.from) / 1000;
+  const seconds = (piece.to - piece.from) / 1000;
+  if (piece.kind === 'stand') {
+    const tripId = piece.trip === null ? null : day.trips[piece.trip].trip.id;
+    const bearing = piece.trip !== null && piece.dist !== null ? pointAlong(day.trips[piece.trip].trip.shape, day.trips[piece.trip].lengths, piece.dist).bearing : 0;
+    return { lon: piece.at.lon, lat: piece.at.lat, speed: 0, bearing, phase: piece.phase, trip: piece.trip, tripId, dist: piece.dist };
+  }
+  if (piece.kind === 'straight') {
+    const { covered, speed } = trapezoid(piece.length, seconds, piece.cruise, t);
+    const f = piece.length > 0 ? covered / piece.length : 1;
+    return {
+      lon: piece.a.lon + (piece.b.lon - piece.a.lon) * f,
+      lat: piece.a.lat + (piece.b.lat - piece.a.lat) * f,
+      speed,
+      bearing: bearingOf(piece.a, piece.b),
+      phase: piece.phase,
+      trip: null,
+      tripId: null,
+      dist: null,
+    };
+  }
+  const played = day.trips[piece.trip];
+  const distance = piece.toDist - piece.fromDist;
+  const { covered, speed } = trapezoid(distance, seconds, piece.cruise, t);
+  const point = pointAlong(played.trip.shape, played.lengths, piece.fromDist + covered);
+  return { lon: point.lon, lat: point.lat, speed, bearing: point.bearing, phase: 'IN_TRANSIT', trip: piece.trip, tripId: played.trip.id, dist: piece.fromDist + covered };
+}
+
+/** Seconds late (negative: early) at each call the bus stopped at, against the timetable (at the first stop, where it lays over, its departure's). */
+export function callDelays(played: PlayedTrip): { stopSequence: number; arrival: number; departure: number }[] {
+  return played.trip.calls.flatMap((call, i) => {
+    const actual = played.actual[i];
+    if (!actual.stopped) return [];
+    const departure = (actual.departure - played.origin) / 1000 - call.departure;
+    return [{ stopSequence: call.stopSequence, arrival: i === 0 ? departure : (actual.arrival - played.origin) / 1000 - call.arrival, departure }];
+  });
+}
+
+/**
+ * The depot: where several buses stand together (within 150 m of one another), from the
+ * buses' seeded locations; null when no three buses stand together.
+ */
+export function findDepot(buses: { lon: number; lat: number }[]): { lon: number; lat: number } | null {
+  let best: { lon: number; lat: number }[] = [];
+  for (const bus of buses) {
+    const near = buses.filter((other) => distanceMetres(bus, other) < 150);
+    if (near.length > best.length) best = near;
+  }
+  if (best.length < 3) return null;
+  return { lon: best.reduce((s, b) => s + b.lon, 0) / best.length, lat: best.reduce((s, b) => s + b.lat, 0) / best.length };
+}
+
+/** GPS noise of a position, ±2 m, the same for a bus at an instant on every run. */
+const gpsJitter = (id: string, ms: number, axis: string) => (hash01(`${id}:${Math.round(ms)}:${axis}`) - 0.5) * 4;
+
+/**
+ * A bus. With a block from the hub it plays its planned day (`planBusDay`); a spare bus (no
+ * block while others have one) stands at its depot; on a hub without the mobility service, or
+ * one that assigned no bus at all, it runs 05:30–21:30 from stop to a nearby stop at 7–12 m/s,
+ * dwelling 20–40 s at each, standing still outside those hours.
+ */
 export class BusModel implements Model {
   lon: number;
   lat: number;
   speed = 0;
+  /** Degrees clockwise from north, of its last movement. */
+  bearing = 0;
+  /** Its planned state at its last report, when it plays a block. */
+  state: BusState | null = null;
   private last: number | null = null;
   private target: number | null = null;
   private previous: number | null = null;
   private dwellUntil = 0;
 
-  constructor(device: DeviceSummary, private readonly world: World) {
+  constructor(private readonly device: DeviceSummary, private readonly world: World) {
     this.lon = device.lon ?? CHALONS.lon;
     this.lat = device.lat ?? CHALONS.lat;
+  }
+
+  get id() {
+    return this.device.id;
   }
 
   private nextStop(): number | null {
@@ -750,11 +1261,30 @@ export class BusModel implements Model {
   }
 
   read(ms: number): Values {
+    const day = this.world.transit?.dayOf(this.device.id, this.world.homes.get(this.device.id) ?? this, ms);
+    if (day) {
+      const state = busStateAt(day, ms);
+      this.state = state;
+      this.last = ms;
+      const north = gpsJitter(this.device.id, ms, 'y');
+      const east = gpsJitter(this.device.id, ms, 'x');
+      this.lon = state.lon + east / metresPerDegreeLon(state.lat);
+      this.lat = state.lat + north / METRES_PER_DEGREE_LAT;
+      this.speed = state.speed;
+      if (state.speed > 0) this.bearing = state.bearing;
+      return { speed: round(this.speed), lat: round(this.lat, 6), lon: round(this.lon, 6) };
+    }
+    this.state = null;
+    return this.stopToStop(ms);
+  }
+
+  private stopToStop(ms: number): Values {
     let seconds = this.last === null ? 0 : clamp((ms - this.last) / 1000, 0, 3600);
     this.last = ms;
     const { hour } = parisTime(ms);
     let travelled = 0;
     let moving = 0;
+    const from = { lon: this.lon, lat: this.lat };
     if (hour >= 5.5 && hour < 21.5) {
       while (seconds > 0) {
         if (ms - seconds * 1000 < this.dwellUntil) {
@@ -781,6 +1311,7 @@ export class BusModel implements Model {
         }
       }
     }
+    if (distanceMetres(from, this) > 1) this.bearing = bearingOf(from, this);
     // The speed reported is the bus's at the time of the report: zero while it dwells at a stop.
     this.speed = ms < this.dwellUntil || moving === 0 ? 0 : travelled / moving;
     return { speed: round(this.speed), lat: round(this.lat, 6), lon: round(this.lon, 6) };
@@ -801,34 +1332,198 @@ class BusStopModel implements Model {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Transit signal priority: the hub asks a controller for priority for a late bus approaching
+// (`{ cid, op: 'priority_request', vehicleId, tripId, routeId, etaSeconds, delaySeconds, ttl }`
+// on its downlink); the controller answers on its ack topic, `{ cid, ok: true }` when it grants
+// (a green extension or an early green for the bus's approach, `signal_state` 4 while it runs),
+// `{ cid, ok: false, error }` when it cannot, and nothing at all while it is in fault.
+
+export interface PriorityRequest {
+  cid: string;
+  vehicleId: string;
+  tripId: string | null;
+  routeId: string | null;
+  /** Seconds until the bus reaches the stop line. */
+  etaSeconds: number;
+  delaySeconds: number | null;
+  /** Seconds after which the request must not be executed any more. */
+  ttl: number;
+}
+
+export type Downlink =
+  | { kind: 'priority_request'; request: PriorityRequest }
+  /** Answered `{ cid, ok: false, error }`. */
+  | { kind: 'refuse'; cid: string; error: string }
+  /** Not answerable (no correlation id): only logged. */
+  | { kind: 'ignore'; reason: string };
+
+/** The longest correlation id and error text echoed back. */
+const MAX_CID = 200;
+
+/**
+ * Reads a downlink (the payload's text; `receivedAt`, the wall clock ms, checks an `expiresAt` or
+ * `sentAt` the hub may add): a priority request, a refusal to send back, or something to ignore.
+ */
+export function parseDownlink(text: string, receivedAt = Date.now()): Downlink {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return { kind: 'ignore', reason: `not JSON: ${JSON.stringify(text.slice(0, 60))}` };
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { kind: 'ignore', reason: 'not a JSON object' };
+  const command = body as Record<string, unknown>;
+  const cid = command.cid;
+  if (typeof cid !== 'string' || cid.length === 0 || cid.length > MAX_CID) return { kind: 'ignore', reason: 'no usable cid (a non-empty string of at most 200 characters)' };
+  const refuse = (error: string): Downlink => ({ kind: 'refuse', cid, error });
+  if (command.op !== 'priority_request') return refuse(`unsupported op ${JSON.stringify(typeof command.op === 'string' ? command.op.slice(0, 40) : (command.op ?? null))}`);
+  const { ttl, etaSeconds, delaySeconds, vehicleId, tripId, routeId } = command;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl)) return refuse('invalid ttl: a number of seconds is required');
+  if (ttl <= 0) return refuse('expired: ttl is over');
+  const instant = (value: unknown) => (typeof value === 'number' ? (value < 1e11 ? value * 1000 : value) : typeof value === 'string' ? Date.parse(value) : NaN);
+  const expiresAt = command.expiresAt !== undefined ? instant(command.expiresAt) : command.sentAt !== undefined ? instant(command.sentAt) + ttl * 1000 : NaN;
+  if (Number.isFinite(expiresAt) && expiresAt < receivedAt) return refuse('expired: received after its ttl');
+  if (typeof vehicleId !== 'string' || vehicleId.length === 0) return refuse('invalid vehicleId: a string is required');
+  if (typeof etaSeconds !== 'number' || !Number.isFinite(etaSeconds) || etaSeconds < 0) return refuse('invalid etaSeconds: a number ≥ 0 is required');
+  if (delaySeconds !== undefined && delaySeconds !== null && (typeof delaySeconds !== 'number' || !Number.isFinite(delaySeconds))) return refuse('invalid delaySeconds: a number is required');
+  const optionalText = (value: unknown) => (typeof value === 'string' && value.length > 0 ? value : null);
+  return {
+    kind: 'priority_request',
+    request: { cid, vehicleId, tripId: optionalText(tripId), routeId: optionalText(routeId), etaSeconds, delaySeconds: (delaySeconds as number | null | undefined) ?? null, ttl },
+  };
+}
+
+/** The road axis a bus comes along (0: north–south, 1: east–west), from its bearing. */
+export const approachAxis = (bearing: number) => Math.round((((bearing % 180) + 180) % 180) / 90) % 2;
+
+/** A priority a controller has granted: until when (simulated ms), for which axis. */
+interface Grant {
+  until: number;
+  axis: number;
+}
+
+export interface PriorityAnswer {
+  ok: boolean;
+  error?: string;
+}
+
+/** Seconds after a priority ends during which the controller serves the cross street first. */
+export const PRIORITY_RECOVERY_S = 40;
+
+/**
+ * A controller's priority logic (no I/O): grants a request unless its night flashing mode, a
+ * priority running on the other axis, or its recovery after one on the other axis forbids it; a
+ * small share of requests is refused for a pedestrian phase that cannot be cut. A grant holds
+ * the bus's green for its time to the stop line and 8 s more (6–45 s); a second bus on the same
+ * axis extends it. The same `cid` twice gets the same answer (an MQTT redelivery).
+ */
+export class PriorityController {
+  private grant: Grant | null = null;
+  private last: Grant | null = null;
+  private readonly answers = new Map<string, PriorityAnswer>();
+
+  constructor(private readonly options: { enabled: boolean; denyShare: number }) {}
+
+  /** Whether a priority runs at `ms`. */
+  running(ms: number): boolean {
+    if (this.grant && this.grant.until <= ms) {
+      this.last = this.grant;
+      this.grant = null;
+    }
+    return this.grant !== null;
+  }
+
+  /** Ends the running priority (the controller failed). */
+  cancel(ms: number) {
+    if (this.grant) this.last = { ...this.grant, until: Math.min(ms, this.grant.until) };
+    this.grant = null;
+  }
+
+  /** Answers `request` at `ms` for a bus on `axis`, in mode `flashing` (night flashing amber); `u` uniform in [0, 1). */
+  decide(request: PriorityRequest, ms: number, axis: number, flashing: boolean, u: number): PriorityAnswer {
+    const known = this.answers.get(request.cid);
+    if (known) return known;
+    const answer = this.answer(request, ms, axis, flashing, u);
+    this.answers.set(request.cid, answer);
+    // Enough to recognise a redelivery; not a growing memory.
+    if (this.answers.size > 256) this.answers.delete(this.answers.keys().next().value!);
+    return answer;
+  }
+
+  private answer(request: PriorityRequest, ms: number, axis: number, flashing: boolean, u: number): PriorityAnswer {
+    if (!this.options.enabled) return { ok: false, error: 'bus priority is not enabled at this intersection' };
+    if (flashing) return { ok: false, error: 'flashing amber (night mode): no priority' };
+    const hold = clamp(request.etaSeconds + 8, 6, 45) * 1000;
+    if (this.running(ms)) {
+      if (this.grant!.axis !== axis) return { ok: false, error: 'a priority is already running on a conflicting approach' };
+      this.grant!.until = Math.max(this.grant!.until, ms + hold);
+      return { ok: true };
+    }
+    if (this.last && this.last.axis !== axis && ms - this.last.until < PRIORITY_RECOVERY_S * 1000) {
+      return { ok: false, error: 'recovering from the previous priority: the cross street is served first' };
+    }
+    if (u < this.options.denyShare) return { ok: false, error: 'pedestrian phase in progress' };
+    this.grant = { until: ms + hold, axis };
+    return { ok: true };
+  }
+}
+
 /**
  * A signalised intersection: its normal cycle, flashing amber at night on two-phase crossings
- * (00:30–05:00), bus priority while a bus is close, flashing amber with `fault` when it fails.
+ * (00:30–05:00), bus priority while it grants a priority request (or, on a hub that sends none,
+ * while a bus is close), flashing amber with `fault` when it fails — and then it answers nothing.
  */
 class TrafficSignalModel implements Model, Faulty {
   faultSince: number | null = null;
+  readonly priority: PriorityController;
   private readonly nightFlashing: boolean;
   private readonly busPriority: boolean;
+  private reportedPriority = false;
 
-  constructor(private readonly device: DeviceSummary, private readonly world: World) {
+  constructor(private readonly device: DeviceSummary, private readonly world: World, denyShare: number) {
     this.nightFlashing = Number(device.details.phases ?? 4) <= 2;
     this.busPriority = device.details.busPriority !== false;
+    this.priority = new PriorityController({ enabled: this.busPriority, denyShare });
   }
 
   breakDown(ms: number) {
     this.faultSince ??= ms;
+    this.priority.cancel(ms);
   }
 
   repair() {
     this.faultSince = null;
   }
 
-  read(ms: number): Values {
-    if (this.faultSince !== null) return { signal_state: 2, fault: true };
-    const here = { lon: this.device.lon ?? 0, lat: this.device.lat ?? 0 };
-    if (this.busPriority && this.world.buses.some((bus) => bus.speed > 0 && distanceMetres(here, bus) < 80)) return { signal_state: 4, fault: false };
+  private flashing(ms: number) {
     const { hour } = parisTime(ms);
-    return { signal_state: this.nightFlashing && hour >= 0.5 && hour < 5 ? 2 : 1, fault: false };
+    return this.nightFlashing && hour >= 0.5 && hour < 5;
+  }
+
+  /** The controller's answer to a request at `ms`; null while it is in fault (it answers nothing). */
+  request(request: PriorityRequest, ms: number, u: number): PriorityAnswer | null {
+    if (this.faultSince !== null) return null;
+    const bus = this.world.busById.get(request.vehicleId);
+    // The bus's approach from its heading; a bus the simulator does not play, from its trip.
+    const axis = bus ? approachAxis(bus.bearing) : hash01(request.tripId ?? request.vehicleId) < 0.5 ? 0 : 1;
+    return this.priority.decide(request, ms, axis, this.flashing(ms), u);
+  }
+
+  stateChanged(ms: number): boolean {
+    return this.faultSince === null && this.priority.running(ms) !== this.reportedPriority;
+  }
+
+  read(ms: number): Values {
+    this.reportedPriority = this.faultSince === null && this.priority.running(ms);
+    if (this.faultSince !== null) return { signal_state: 2, fault: true };
+    if (this.reportedPriority) return { signal_state: 4, fault: false };
+    // A hub that sends no priority requests (no mobility service, no buses on blocks): the controller detects buses itself.
+    if (!this.world.transit?.active) {
+      const here = { lon: this.device.lon ?? 0, lat: this.device.lat ?? 0 };
+      if (this.busPriority && this.world.buses.some((bus) => bus.speed > 0 && distanceMetres(here, bus) < 80)) return { signal_state: 4, fault: false };
+    }
+    return { signal_state: this.flashing(ms) ? 2 : 1, fault: false };
   }
 }
 
@@ -928,6 +1623,134 @@ async function loadTerritory(gatewayUrl: string, token: string): Promise<{ devic
   } while (after);
   devices.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { devices, buildings };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The buses' blocks, from the hub's mobility service (`vehicleAssignments`).
+
+const ASSIGNMENT_KEYS = `query SimulatorAssignmentKeys($d: Date) { vehicleAssignments(serviceDate: $d) { blockId assignedAt vehicle { id } } }`;
+const ASSIGNMENTS = `query SimulatorAssignments($d: Date) {
+  vehicleAssignments(serviceDate: $d) {
+    serviceDate blockId assignedAt vehicle { id }
+    trips { id route { id } shape { coordinates }
+      stopTimes { stopSequence arrivalTime departureTime shapeDistTraveled stop { id location { coordinates } } } }
+  }
+}`;
+
+interface AssignmentNode {
+  serviceDate: string;
+  blockId: string;
+  assignedAt: string;
+  vehicle: { id: string };
+  trips: {
+    id: string;
+    route: { id: string } | null;
+    shape: { coordinates: [number, number][] } | null;
+    stopTimes: { stopSequence: number; arrivalTime: string; departureTime: string; shapeDistTraveled: number; stop: { id: string; location: { coordinates: [number, number] } | null } }[];
+  }[];
+}
+
+/** `vehicleAssignments` nodes as blocks (trips sorted, calls by sequence); a trip the simulator cannot play is left out, and said. */
+export function blocksOf(nodes: AssignmentNode[], serviceDate: string, problems: string[] = []): BlockAssignment[] {
+  return nodes.map((node) => ({
+    serviceDate: node.serviceDate ?? serviceDate,
+    blockId: node.blockId,
+    vehicleId: node.vehicle.id,
+    trips: node.trips.flatMap((trip) => {
+      try {
+        const calls = trip.stopTimes
+          .map((st) => ({ stopSequence: st.stopSequence, stopId: st.stop.id, arrival: parseGtfsTime(st.arrivalTime), departure: parseGtfsTime(st.departureTime), dist: st.shapeDistTraveled }))
+          .sort((a, b) => a.stopSequence - b.stopSequence);
+        let shape = trip.shape?.coordinates ?? [];
+        if (shape.length < 2) shape = trip.stopTimes.flatMap((st) => (st.stop.location ? [st.stop.location.coordinates] : []));
+        if (calls.length < 2 || shape.length < 2) throw new Error('fewer than two stops or shape points');
+        return [{ id: trip.id, routeId: trip.route?.id ?? null, shape, calls }];
+      } catch (error) {
+        problems.push(`trip ${trip.id} of block ${node.blockId}: ${(error as Error).message}`);
+        return [];
+      }
+    }),
+  }));
+}
+
+/** The field is not in the gateway's schema: a hub without the mobility service. */
+const isMissingAssignments = (error: unknown) => /Cannot query field "vehicleAssignments"/.test((error as Error).message);
+
+/**
+ * Keeps the blocks of the service days a bus may be running now (today's and yesterday's, whose
+ * trips may pass midnight), refreshed every `refreshMs` of the clock (a light query; the trips
+ * again only when the assignments changed), and each bus's planned day.
+ */
+class TransitSchedule {
+  /** At least one bus has a block: buses play them and controllers wait for requests. */
+  active = false;
+  /** The hub has no mobility service. */
+  missing = false;
+  private readonly dates = new Map<string, { keys: string; blocks: Map<string, BlockAssignment[]> }>();
+  private readonly plans = new Map<string, { key: string; day: BusDay }>();
+  private refreshing: Promise<void> | null = null;
+  private nextRefresh = 0;
+  private failing = false;
+
+  constructor(
+    private readonly o: { gatewayUrl: string; token: () => Promise<string>; model: DelayModel; refreshMs: number; log: (message: string) => void },
+  ) {}
+
+  /** Refreshes when due (never two at once); resolves when done. `strict`: rejects with NotYetError while the service is not available (the first read, at start). */
+  refresh(simulatedMs: number, force = false, strict = false): Promise<void> {
+    if (this.missing || this.refreshing || (!force && Date.now() < this.nextRefresh)) return this.refreshing ?? Promise.resolve();
+    this.nextRefresh = Date.now() + this.o.refreshMs;
+    this.refreshing = this.load(simulatedMs, strict).finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async load(simulatedMs: number, strict: boolean) {
+    const today = parisDate(simulatedMs);
+    const wanted = [addDays(today, -1), today];
+    try {
+      const token = await this.o.token();
+      for (const date of wanted) {
+        const { vehicleAssignments: keys } = await graphql<{ vehicleAssignments: { blockId: string; assignedAt: string; vehicle: { id: string } }[] }>(this.o.gatewayUrl, token, ASSIGNMENT_KEYS, { d: date });
+        const signature = keys.map((k) => `${k.vehicle.id}/${k.blockId}/${k.assignedAt}`).sort().join(',');
+        if (this.dates.get(date)?.keys === signature) continue;
+        const { vehicleAssignments } = await graphql<{ vehicleAssignments: AssignmentNode[] }>(this.o.gatewayUrl, token, ASSIGNMENTS, { d: date });
+        const problems: string[] = [];
+        const blocks = new Map<string, BlockAssignment[]>();
+        for (const block of blocksOf(vehicleAssignments, date, problems)) blocks.set(block.vehicleId, [...(blocks.get(block.vehicleId) ?? []), block]);
+        this.dates.set(date, { keys: signature, blocks });
+        this.o.log(`[simulator] ${date}: ${vehicleAssignments.length} buses on blocks (${vehicleAssignments.reduce((n, a) => n + a.trips.length, 0)} trips)`);
+        for (const problem of problems.slice(0, 5)) this.o.log(`[simulator] ${problem}: not played`);
+      }
+      for (const date of [...this.dates.keys()]) if (!wanted.includes(date)) this.dates.delete(date);
+      if (this.failing) this.o.log('[simulator] the bus assignments answer again');
+      this.failing = false;
+    } catch (error) {
+      if (strict && error instanceof NotYetError) throw error;
+      if (isMissingAssignments(error)) {
+        this.missing = true;
+        this.o.log('[simulator] the hub has no mobility service: buses go from stop to stop');
+      } else if (!this.failing) {
+        this.failing = true;
+        this.o.log(`[simulator] the bus assignments could not be read (kept as they were): ${(error as Error).message}`);
+      }
+    }
+    const active = [...this.dates.values()].some((d) => d.blocks.size > 0);
+    if (active !== this.active) this.o.log(active ? '[simulator] buses follow the blocks the hub assigned them' : '[simulator] no bus is on a block: buses go from stop to stop');
+    this.active = active;
+  }
+
+  /** The bus's planned day at `ms` (with its blocks of yesterday and today), or null when buses do not play blocks. */
+  dayOf(vehicleId: string, home: { lon: number; lat: number }, ms: number): BusDay | null {
+    if (!this.active) return null;
+    const today = parisDate(ms);
+    const blocks = [addDays(today, -1), today].flatMap((date) => this.dates.get(date)?.blocks.get(vehicleId) ?? []);
+    const key = blocks.map((b) => `${b.serviceDate}/${b.blockId}/${b.trips.length}`).join(',') + `@${this.dates.get(today)?.keys ?? ''}`;
+    const cached = this.plans.get(vehicleId);
+    if (cached?.key === key) return cached.day;
+    const day = planBusDay(vehicleId, home, blocks, this.o.model);
+    this.plans.set(vehicleId, { key, day });
+    return day;
+  }
 }
 
 /** The label of the simulator's ingest keys: a restart revokes the keys of its previous run. */
@@ -1236,6 +2059,17 @@ export interface SimulatorOptions {
   connectTimeoutMs?: number;
   /** How long to keep trying while the gateway does not answer or the broker is not available (default 120 s). */
   startupTimeoutMs?: number;
+  /** The buses' delay model (`planBusDay`); everything on by default. */
+  delays?: DelayModel;
+  /** How often (clock ms) to look for changed bus assignments (default 60 s; and whenever the simulated day changes). */
+  assignmentsRefreshMs?: number;
+  /** Traffic-signal controllers' answers to priority requests. */
+  signals?: {
+    /** Share of requests refused for a pedestrian phase that cannot be cut (default 0.06). */
+    denyShare?: number;
+    /** Clock ms a controller takes to answer (default 100–400, at random). */
+    ackDelayMs?: number;
+  };
   log?: (message: string) => void;
 }
 
@@ -1269,6 +2103,16 @@ export interface RunningSimulator {
   citizenReports(): { reported: number; closedOut: number };
   /** Makes a citizen report a problem now and plays its handling; resolves with the ticket's id once its work order is closed out (null for a duplicate). */
   reportProblem(): Promise<string | null>;
+  /** How buses play: the blocks the hub assigned (`BLOCKS`), or from stop to stop (a hub without the mobility service or any assignment). */
+  busMode(): 'BLOCKS' | 'STOP_TO_STOP';
+  /** A bus's planned state at its last report (null: it goes from stop to stop, or is not played). */
+  busState(id: string): BusState | null;
+  /** A played bus's planned day (null when buses go from stop to stop). */
+  busDay(id: string): BusDay | null;
+  /** Looks for changed bus assignments now. */
+  refreshAssignments(): Promise<void>;
+  /** Priority requests answered so far: granted, refused, and left unanswered (controller in fault); other downlinks refused or ignored. */
+  downlinks(): { granted: number; refused: number; unanswered: number; ignored: number };
   stop(): Promise<void>;
 }
 
@@ -1300,8 +2144,36 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     raisedUntil: new Map(),
     stops: chosen.filter((d) => d.kind === 'BUS_STOP' && d.lon !== null).map((d) => ({ lon: d.lon!, lat: d.lat! })),
     buses: [],
+    busById: new Map(),
     parkingSensors: new Map(),
+    transit: null,
+    homes: new Map(),
   };
+  // Buses' homes: the depot where several stand together in the territory (each its own slot), or where they stand.
+  const fleet = territory.devices.filter((d) => d.kind === 'BUS' && d.lon !== null).map((d) => ({ id: d.id, lon: d.lon!, lat: d.lat! }));
+  const depot = findDepot(fleet);
+  for (const bus of fleet) {
+    const slot = depot && distanceMetres(bus, depot) > 300
+      ? { lon: depot.lon + ((hash01(`${bus.id}:slot-x`) - 0.5) * 80) / metresPerDegreeLon(depot.lat), lat: depot.lat + ((hash01(`${bus.id}:slot-y`) - 0.5) * 30) / METRES_PER_DEGREE_LAT }
+      : { lon: bus.lon, lat: bus.lat };
+    world.homes.set(bus.id, slot);
+  }
+  let scheduleToken: { token: string; until: number } | null = null;
+  const transit = new TransitSchedule({
+    gatewayUrl,
+    token: async () => {
+      if (!scheduleToken || scheduleToken.until < Date.now()) {
+        const lifetime = Math.min(3_600, config.JWT_MAX_LIFETIME_SECONDS);
+        const fresh = await signDevelopmentToken({ sub: 'city-simulator', roles: ['admin'], collectivities: [...COLLECTIVITY_IDS], expiresIn: lifetime }, config);
+        scheduleToken = { token: fresh, until: Date.now() + (lifetime * 1000) / 2 };
+      }
+      return scheduleToken.token;
+    },
+    model: options.delays ?? {},
+    refreshMs: options.assignmentsRefreshMs ?? 60_000,
+    log,
+  });
+  if (chosen.some((d) => d.kind === 'BUS')) world.transit = transit;
   const buildingOf = (device: DeviceSummary, controller: Record<string, unknown> = {}) => {
     if (!device.parentId || !territory.buildings.has(device.parentId)) return undefined;
     let building = world.buildings.get(device.parentId);
@@ -1338,12 +2210,13 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
       case 'BUS': {
         const bus = new BusModel(device, world);
         world.buses.push(bus);
+        world.busById.set(device.id, bus);
         return bus;
       }
       case 'BUS_STOP':
         return new BusStopModel(device, world);
       case 'TRAFFIC_SIGNAL_CONTROLLER':
-        return new TrafficSignalModel(device, world);
+        return new TrafficSignalModel(device, world, options.signals?.denyShare ?? 0.06);
     }
   };
 
@@ -1354,6 +2227,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     .map((d) => d.id);
   const clients = new Map<string, MqttClient>();
   const opened: MqttClient[] = [];
+  // Downlinks may arrive as soon as a connection subscribes (a persistent session's queue): ignored until the devices play.
+  const counts = { granted: 0, refused: 0, unanswered: 0, ignored: 0 };
+  const answering = new Set<NodeJS.Timeout>();
+  let playing = false;
+  let stopping = false;
+  let early = 0;
   const stopClients = () => Promise.all(opened.map((client) => client.endAsync(true)));
   try {
     for (const collectivityId of COLLECTIVITY_IDS) {
@@ -1361,6 +2240,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
       const client = await connect(config.MQTT_URL, `${clientIdPrefix}-${collectivityId}`, secret, log, connectTimeoutMs);
       opened.push(client);
       clients.set(collectivityId, client);
+      // The collectivity's downlinks (its ingest key may read `connecte/<c>/+/down`): the controllers' priority requests.
+      client.on('message', (topic, payload) => onDownlink(collectivityId, client, topic, payload));
+      const granted = await client.subscribeAsync(downlinkTopic(collectivityId, '+'), { qos: 1 });
+      if (granted.some((g) => g.qos === 128)) log(`[simulator] the broker refused ${collectivityId}'s downlinks: its controllers will not answer priority requests`);
     }
     for (const id of ownCredentialDevices) {
       const secret = await whenReady('issue device credentials', () => issueDeviceCredential(gatewayUrl, token, id), ready, log);
@@ -1372,6 +2255,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     await stopClients();
     throw new Error(`the simulator could not get its credentials or connect: ${(error as Error).message}`);
   }
+
+  // The buses' blocks for the simulated day, before the first reports.
+  if (world.transit) await whenReady('read the bus assignments', () => transit.refresh(time(), true, true), ready, log);
 
   // The counters' integrals from the epoch take a moment to build: before the clock starts.
   lightEnergyWh(1, true, clock());
@@ -1456,6 +2342,81 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     reportNow(entry, ms);
   };
 
+  // Downlinks: the controllers answer priority requests; anything else is refused or ignored, with a log line.
+  function onDownlink(collectivityId: string, client: MqttClient, topic: string, payload: Buffer) {
+    try {
+      const [root, topicCollectivity, equipmentId, leaf, ...rest] = topic.split('/');
+      if (root !== 'connecte' || topicCollectivity !== collectivityId || leaf !== 'down' || rest.length > 0 || stopping) return;
+      if (!playing) {
+        // A persistent session delivers what was queued while the simulator was away: stale, and possibly many.
+        counts.ignored++;
+        early++;
+        return;
+      }
+      const receivedAt = Date.now();
+      const entry = played.get(equipmentId);
+      if (!entry) {
+        counts.ignored++;
+        log(`[simulator] a downlink to ${equipmentId}, which this simulator does not play: ignored`);
+        return;
+      }
+      const ack = (body: { cid: string; ok: boolean; error?: string }) => {
+        client.publish(ackTopic(collectivityId, equipmentId), JSON.stringify(body), { qos: 1 }, (error) => {
+          if (error) log(`[simulator] ${equipmentId}'s acknowledgement was not delivered: ${error.message}`);
+        });
+      };
+      const downlink = parseDownlink(payload.toString('utf8'), receivedAt);
+      if (downlink.kind === 'ignore') {
+        counts.ignored++;
+        log(`[simulator] a downlink to ${equipmentId} ignored: ${downlink.reason}`);
+        return;
+      }
+      if (downlink.kind === 'refuse') {
+        counts.refused++;
+        log(`[simulator] ${equipmentId} refuses a downlink: ${downlink.error}`);
+        ack({ cid: downlink.cid, ok: false, error: downlink.error });
+        return;
+      }
+      const { request } = downlink;
+      if (!(entry.model instanceof TrafficSignalModel)) {
+        counts.refused++;
+        ack({ cid: request.cid, ok: false, error: `unsupported op "priority_request" for a ${entry.device.kind}` });
+        return;
+      }
+      const model = entry.model;
+      // A controller takes a moment to decide; it must not execute a request past its ttl.
+      const delay = options.signals?.ackDelayMs ?? 100 + 300 * random();
+      const timer = setTimeout(() => {
+        answering.delete(timer);
+        if (stopping) return;
+        try {
+          if (Date.now() - receivedAt > request.ttl * 1000) {
+            counts.refused++;
+            ack({ cid: request.cid, ok: false, error: 'expired: ttl over before the controller could act' });
+            return;
+          }
+          const ms = time();
+          const was = model.priority.running(ms);
+          const answer = model.request(request, ms, random());
+          if (answer === null) {
+            counts.unanswered++;
+            log(`[simulator] ${equipmentId} is in fault: priority request ${request.cid} left unanswered`);
+            return;
+          }
+          if (answer.ok) counts.granted++;
+          else counts.refused++;
+          ack(answer.ok ? { cid: request.cid, ok: true } : { cid: request.cid, ok: false, error: answer.error! });
+          if (answer.ok && !was) reportNow(entry, ms);
+        } catch (error) {
+          log(`[simulator] ${equipmentId} could not answer ${request.cid}: ${(error as Error).message}`);
+        }
+      }, delay);
+      answering.add(timer);
+    } catch (error) {
+      log(`[simulator] a downlink on ${topic} could not be handled: ${(error as Error).message}`);
+    }
+  }
+
   const faultable = (kind: SimulatedKind) => [...played.values()].filter((e) => e.device.kind === kind && isFaulty(e.model));
   const lights = faultable('LIGHT_POINT');
   const signals = faultable('TRAFFIC_SIGNAL_CONTROLLER');
@@ -1488,16 +2449,25 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
 
   // Building the models (and their history) took a moment too: the clock starts now.
   start = origin = clock();
+  playing = true;
+  if (early > 0) log(`[simulator] ${early} downlinks queued before the devices played were ignored (their requests have expired)`);
   log(`[simulator] playing ${played.size} devices over ${config.MQTT_URL} (${ownCredentialDevices.length} with credentials of their own)`);
   for (const id of options.breakDown ?? []) breakDown(id);
 
   let lastTick = time();
+  let simulatedDay = parisDate(lastTick);
   // Ticks often enough that each covers at most about a simulated second (20 ms at the least).
   const tick = setInterval(
     () => {
       const ms = time();
+      if (world.transit) {
+        const today = parisDate(ms);
+        void transit.refresh(ms, today !== simulatedDay);
+        simulatedDay = today;
+      }
       for (const entry of played.values()) {
         if (entry.repairAt !== null && entry.repairAt <= ms) repair(entry.device.id);
+        if (entry.model.stateChanged?.(ms)) reportNow(entry, ms);
         if (entry.nextDue > ms) continue;
         entry.nextDue = Math.max(entry.nextDue + entry.periodMs, ms);
         report(entry, ms);
@@ -1520,8 +2490,19 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     repair,
     citizenReports: () => ({ reported: citizens.reported, closedOut: citizens.closedOut }),
     reportProblem: () => citizens.play(),
+    busMode: () => (world.transit?.active ? 'BLOCKS' : 'STOP_TO_STOP'),
+    busState: (id) => world.busById.get(id)?.state ?? null,
+    busDay: (id) => {
+      const bus = world.busById.get(id);
+      return bus ? (world.transit?.dayOf(id, world.homes.get(id) ?? bus, time()) ?? null) : null;
+    },
+    refreshAssignments: () => transit.refresh(time(), true),
+    downlinks: () => ({ ...counts }),
     async stop() {
       clearInterval(tick);
+      stopping = true;
+      for (const timer of answering) clearTimeout(timer);
+      answering.clear();
       await citizens.stop();
       // Let the broker acknowledge what is in flight, but do not wait on a broker that is gone.
       const deadline = Date.now() + 3_000;

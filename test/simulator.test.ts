@@ -310,7 +310,7 @@ describe('the simulator against the hub', { timeout: 120_000 }, () => {
     const morning = latestPast(8.25, 105 * MINUTE, (ms) => parisTime(ms).weekday >= 1 && parisTime(ms).weekday <= 5);
     const statuses = new Set<string>();
     let repaired = false;
-    await run(
+    const simulator = await run(
       morning,
       900,
       { breakDown: [broken, signal], repairSeconds: 5_400 },
@@ -358,6 +358,26 @@ describe('the simulator against the hub', { timeout: 120_000 }, () => {
     assert.equal(actions[0], 'RAISED');
     assert.equal(actions.at(-1), 'CLEARED');
     assert.equal(actions.filter((a) => a === 'CLEARED').length, 1);
+
+    // A hub without the mobility service: buses go from stop to stop at 7–12 m/s, dwelling at each.
+    assert.equal(simulator.busMode(), 'STOP_TO_STOP');
+    const buses = simulator.deviceIds('BUS');
+    assert.equal(buses.length, 2);
+    for (const bus of buses) {
+      const speeds = await readings(bus, 'speed', morning, morning + 105 * MINUTE);
+      const lats = await readings(bus, 'lat', morning, morning + 105 * MINUTE);
+      assert.ok(speeds.length > 300, `${bus}: ${speeds.length} speeds over 105 minutes (every 15 s)`);
+      assert.ok(speeds.every((r) => r.value >= 0 && r.value <= 12), `${bus}: speeds of a bus in town`);
+      assert.ok(speeds.some((r) => r.value === 0) && speeds.some((r) => r.value > 6), `${bus}: it dwells and it drives`);
+      assert.ok(new Set(lats.map((r) => r.value)).size > 20, `${bus} moves`);
+    }
+    // Car parks: their counts within their capacity.
+    for (const facility of simulator.deviceIds('PARKING_FACILITY')) {
+      const { equipment } = await query<{ equipment: { details: { capacity: number } } }>(`query($id: ID!) { equipment(id: $id) { details { ... on ParkingFacilityDetails { capacity } } } }`, { id: facility });
+      const counts = await readings(facility, 'occupancy', morning, morning + 105 * MINUTE);
+      assert.ok(counts.length > 90, `${facility}: a count a minute`);
+      assert.ok(counts.every((r) => Number.isInteger(r.value) && r.value >= 0 && r.value <= equipment.details.capacity), `${facility}: ${counts.map((r) => r.value).join(', ')} of ${equipment.details.capacity}`);
+    }
 
     // The traffic-signal controller: flashing amber with a fault, then its normal cycle again.
     const states = await readings(signal, 'signal_state', morning, morning + 2 * HOUR);
