@@ -102,6 +102,7 @@ connecte-hub is running
   HTTP ingest (SenML)          ${gatewayUrl}/ingest   (Authorization: Bearer <device token or ingest key>)
   Open311 GeoReport v2         ${gatewayUrl}/open311/v2/discovery.json
   report photos                ${gatewayUrl}/tickets/photos   (POST a JPEG, PNG or WebP)
+  GTFS import                  ${gatewayUrl}/mobility/gtfs   (POST a GTFS zip; ?dryRun=true validates only)
 ${SUBGRAPHS.map((s) => `  subgraph ${s.name.padEnd(20)}${subgraphUrl(s.name)}`).join('\n')}
   MQTT uplinks (simulator)     ${config.MQTT_URL}  connecte/<collectivityId>/<equipmentId>/up
 Development token: npm run token -- --role operator --collectivity chalons

@@ -11,8 +11,8 @@
  *   20 minutes free (the seed keeps one set of hours: the facility is open at any hour);
  *   the station's is the dearest and has a day price for commuters;
  * - on-street sectors: short stays (at most 2 hours), first 15 minutes free (the municipal
- *   "arrêt minute"), paying Monday to Saturday 09:00–19:00 (hours are those of the paid period:
- *   outside them the bays are free, and the facility is still "open").
+ *   "arrêt minute"), with the paid period of Monday to Saturday 09:00–19:00 in the tariffs' labels;
+ *   the sector's opening hours stay `[]` (the bays are on a public street: always open).
  * Opening hours: `[]` means always open; days are ISO (1 = Monday … 7 = Sunday).
  */
 import type pg from 'pg';

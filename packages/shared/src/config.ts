@@ -216,13 +216,12 @@ export const baseVariables = z.object({
   TICKETS_DUPLICATE_DETECTION: flag.default(true),
   /** Reports per hour per reporter (account, e-mail or phone) and per client address; 0 disables. */
   TICKETS_REPORTS_PER_HOUR: wholeNumber(0, 1_000_000).default(20),
-  /** The collectivities' citizen-relations (GRC) system: every ticket change is POSTed there, signed. Unset: no export. */
   // --- Mobility (subgraphs/mobility; docs/mobility.md) ---------------------------------------
   /** A late bus asks a signal controller for priority when it is this close to the intersection (metres along its route). */
   MOBILITY_PRIORITY_DISTANCE_M: wholeNumber(20, 2_000).default(150),
   /** ... and at least this many seconds behind its schedule. */
   MOBILITY_PRIORITY_MIN_DELAY_S: wholeNumber(0, 3_600).default(60),
-  /** The priority downlink's `ttl`: a request not acknowledged within it is EXPIRED. */
+  /** The priority downlink's `ttl`: a request not acknowledged within it is EXPIRED; a position older than this asks for no priority. */
   MOBILITY_PRIORITY_TTL_S: wholeNumber(1, 600).default(20),
   /** Consecutive unanswered requests after which a controller is reported faulty (telemetry's SIGNAL_PRIORITY_FAULT). */
   MOBILITY_PRIORITY_FAULT_AFTER: wholeNumber(1, 100).default(3),
@@ -232,6 +231,7 @@ export const baseVariables = z.object({
   MOBILITY_OFF_ROUTE_M: wholeNumber(10, 5_000).default(120),
   /** A parking count older than this is STALE (seconds). */
   MOBILITY_PARKING_STALE_S: wholeNumber(60, 86_400).default(900),
+  /** The collectivities' citizen-relations (GRC) system: every ticket change is POSTed there, signed. Unset: no export. */
   GRC_WEBHOOK_URL: urlWithProtocol(['http:', 'https:']).optional(),
   /** The HMAC-SHA256 key of the webhook's signature (required with GRC_WEBHOOK_URL). */
   GRC_WEBHOOK_SECRET: z.string().min(32, 'must be at least 32 characters long').optional(),

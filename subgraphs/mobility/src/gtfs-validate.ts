@@ -4,7 +4,7 @@
  * every invalid date, coordinate, route type or colour — each with its file, line and field.
  * The network comes out only when there is no problem at all (no partial import).
  *
- * What this importer needs beyond the GTFS minimum (docs: docs-network): `shapes.txt` and a
+ * What this importer needs beyond the GTFS minimum (docs/mobility.md): `shapes.txt` and a
  * `shape_id` on every trip (the live tracker follows shapes), and times at every stop.
  */
 import type { StopTimeRow } from './types.js';

@@ -26,7 +26,7 @@ import { facilitiesWithin, loadFacilityStates, writeInfo } from './parking-store
 import type { MobilityResources } from './resources.js';
 import { PARKING_TOPIC, type AssetRow, type OccupancyStatus, type OpeningHoursValue, type ParkingFacilityRow, type ParkingTariffValue } from './types.js';
 
-// --- Limits of an update (docs: /work/notes/docs-parking.md → docs/mobility.md) -----------------
+// --- Limits of an update (docs/mobility.md) -----------------
 
 /** Each ISO day at most once over the whole list, so at most 7 entries. */
 export const MAX_OPENING_HOURS = 7;

@@ -172,7 +172,7 @@ export class VehicleService {
 
   /**
    * `TransitStop.nextArrivals`: the calls at the stop of the trips running on the service days
-   * around `after` (its day and the day before, for trips past midnight), not yet departed at
+   * around `after` (the day before, for trips past midnight, its day and the next), not yet departed at
    * `after` — by the schedule, or by the prediction when a bus runs the trip — soonest first. A
    * trip's last stop is an arrival, not a departure: it is left out. A trip whose bus has
    * already passed the stop is left out.

@@ -142,8 +142,8 @@ describe('storage of readings', () => {
             for (let n = 0; n < 60; n++) {
               const device = random(devices);
               const metric = random(metrics);
-              // Integer values: sums are exact, so the comparison can be exact.
-              pack.push({ bn: deviceBaseName(device.equipmentId), bt: seconds(random(slots)), n: metric, u: metric === 'power' ? 'W' : metric === 'energy' ? 'Wh' : '%', v: Math.floor(Math.random() * 1000) });
+              // Integer values: sums are exact, so the comparison can be exact (a dim level within its 0–100 %).
+              pack.push({ bn: deviceBaseName(device.equipmentId), bt: seconds(random(slots)), n: metric, u: metric === 'power' ? 'W' : metric === 'energy' ? 'Wh' : '%', v: Math.floor(Math.random() * (metric === 'dim_level' ? 101 : 1000)) });
             }
             try {
               const [result] = await h.r.ingestor.ingest([message(pack, keyOf('chalons'))]);

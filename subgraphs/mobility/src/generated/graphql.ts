@@ -94,7 +94,7 @@ export type GtfsFeed = {
   sha256: Scalars['String']['output'];
   /** Where it came from (file name, folder). */
   source: Scalars['String']['output'];
-  /** First and last day any of its services run. */
+  /** First day any of its services runs. */
   validFrom?: Maybe<Scalars['Date']['output']>;
   /** Last day any of its services run. */
   validTo?: Maybe<Scalars['Date']['output']>;
@@ -163,7 +163,7 @@ export type OccupancyStatus =
   | 'OK'
   /** The count reported exceeds the capacity (a counter drifting): occupancy is capped at the capacity, `reportedOccupied` keeps the count. */
   | 'OVER_CAPACITY'
-  /** Nothing reported for more than 15 minutes. */
+  /** Nothing reported for longer than `MOBILITY_PARKING_STALE_S` (default 15 minutes). */
   | 'STALE'
   /** Never reported. */
   | 'UNKNOWN';
@@ -815,7 +815,7 @@ export type Vehicle = {
   nextStops: Array<PredictedStop>;
   /** When the last position was measured. */
   observedAt?: Maybe<Scalars['DateTime']['output']>;
-  /** Positions it sent that were not taken as truth, newest first (operators and agents of its collectivity; empty for anyone else). */
+  /** Positions it sent that were not taken as truth, newest first (agents, operators and admins of its collectivity; empty for anyone else). */
   outliers: Array<VehicleOutlier>;
   /** Last position taken as truth; null before the first. */
   position?: Maybe<GeoJsonPoint>;
