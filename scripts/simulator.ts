@@ -17,6 +17,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfigOrExit, type Config } from '@connecte/shared/config';
 import { COLLECTIVITY_IDS, signDevelopmentToken } from '@connecte/shared/auth';
+import { frenchPublicHolidays } from '@connecte/shared/calendar';
 import { ackTopic, downlinkTopic, METRICS, METRICS_BY_KIND, senmlPack, uplinkTopic, type MetricName } from '@connecte/shared/senml';
 
 const MINUTE = 60_000;
@@ -798,32 +799,6 @@ export function parisDate(ms: number): string {
 }
 
 const addDays = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * DAY).toISOString().slice(0, 10);
-
-/** Easter Sunday of `year` (the Gregorian computus of Meeus, Jones and Butcher), `YYYY-MM-DD`. */
-export function easterSunday(year: number): string {
-  const a = year % 19;
-  const b = Math.floor(year / 100);
-  const c = year % 100;
-  const d = Math.floor(b / 4);
-  const e = b % 4;
-  const f = Math.floor((b + 8) / 25);
-  const g = Math.floor((b - f + 1) / 3);
-  const h = (19 * a + b - d - g + 15) % 30;
-  const i = Math.floor(c / 4);
-  const k = c % 4;
-  const l = (32 + 2 * e + 2 * i - h - k) % 7;
-  const m = Math.floor((a + 11 * h + 22 * l) / 451);
-  const month = Math.floor((h + l - 7 * m + 114) / 31);
-  const day = ((h + l - 7 * m + 114) % 31) + 1;
-  return `${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
-}
-
-/** France's public holidays of `year` (the eleven of the Code du travail, Alsace-Moselle's two excepted). */
-export function frenchPublicHolidays(year: number): string[] {
-  const sunday = easterSunday(year);
-  const fixed = ['01-01', '05-01', '05-08', '07-14', '08-15', '11-01', '11-11', '12-25'].map((md) => `${year}-${md}`);
-  return [...fixed, addDays(sunday, 1), addDays(sunday, 39), addDays(sunday, 50)].sort();
-}
 
 export type DayType = 'WEEKDAY' | 'SATURDAY' | 'SUNDAY';
 

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { connectTestBroker, createTestDatabase, gql, ROOT, startHub, startTestBroker, tokenFor, type Hub, type TestBroker, type TestDatabase } from '@connecte/testkit';
 import { mobilityResourcesFor } from '../subgraphs/mobility/src/context.ts';
+import { easterSunday } from '@connecte/shared/calendar';
 import { parseGtfs } from '../subgraphs/mobility/src/gtfs-parse.ts';
 import {
   approachAxis,
@@ -18,7 +19,6 @@ import {
   callDelays,
   dayTypeOf,
   dwellSeconds,
-  easterSunday,
   EARLY_TOLERANCE_S,
   facilityCapacity,
   facilityOccupancy,

@@ -21,6 +21,9 @@
  * - Calendars: WEEKDAY / SATURDAY / SUNDAY from 2026-01-01 to 2028-12-31; French public holidays
  *   remove the weekday or Saturday service and add the Sunday one (`calendar_dates.txt`).
  */
+import { frenchPublicHolidays } from '@connecte/shared/calendar';
+// The importer's own geodesic length, so that shape_dist_traveled agrees with what it and the tracker measure.
+import { segmentMetres } from '../../subgraphs/mobility/src/gtfs-validate.js';
 import type { CommuneSeed } from './territory.js';
 import type { EquipmentPlan } from './equipment.js';
 import type { StreetSeed } from './streets.js';
@@ -60,21 +63,6 @@ function csvField(value: string | number | null | undefined): string {
 
 export function toCsv(header: readonly string[], rows: readonly (readonly (string | number | null | undefined)[])[]): string {
   return [header.join(','), ...rows.map((r) => r.map(csvField).join(','))].join('\r\n') + '\r\n';
-}
-
-// ---------------------------------------------------------------------------------------------
-// Geodesic length (WGS84 ellipsoid, local radii of curvature per segment): what the importer
-// and the live tracker measure along shapes, so shape_dist_traveled agrees with them.
-
-const A = 6378137;
-const E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563);
-export function segmentMetres(a: [number, number], b: [number, number]): number {
-  const phi = (((a[1] + b[1]) / 2) * Math.PI) / 180;
-  const s = Math.sin(phi);
-  const w = Math.sqrt(1 - E2 * s * s);
-  const mLat = ((A * (1 - E2)) / (w * w * w)) * (Math.PI / 180);
-  const mLon = (A / w) * Math.cos(phi) * (Math.PI / 180);
-  return Math.hypot((b[0] - a[0]) * mLon, (b[1] - a[1]) * mLat);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,33 +434,9 @@ function planLines(stops: SeedStop[], graph: StreetGraph, townOf: Map<string, st
 // ---------------------------------------------------------------------------------------------
 // Calendar
 
-/** Easter Sunday (Gregorian, anonymous algorithm), as a UTC date. */
-function easter(year: number): Date {
-  const a = year % 19;
-  const b = Math.floor(year / 100);
-  const c = year % 100;
-  const d = Math.floor(b / 4);
-  const e = b % 4;
-  const f = Math.floor((b + 8) / 25);
-  const g = Math.floor((b - f + 1) / 3);
-  const h = (19 * a + b - d - g + 15) % 30;
-  const i = Math.floor(c / 4);
-  const k = c % 4;
-  const l = (32 + 2 * e + 2 * i - h - k) % 7;
-  const m = Math.floor((a + 11 * h + 22 * l) / 451);
-  const month = Math.floor((h + l - 7 * m + 114) / 31);
-  const day = ((h + l - 7 * m + 114) % 31) + 1;
-  return new Date(Date.UTC(year, month - 1, day));
-}
-
-const ymd = (d: Date) => d.toISOString().slice(0, 10).replace(/-/g, '');
-const addDays = (d: Date, n: number) => new Date(d.getTime() + n * 86400000);
-
 /** French public holidays of a year (YYYYMMDD). */
 export function publicHolidays(year: number): string[] {
-  const e = easter(year);
-  const fixed = ['0101', '0501', '0508', '0714', '0815', '1101', '1111', '1225'].map((md) => `${year}${md}`);
-  return [...fixed, ymd(addDays(e, 1)), ymd(addDays(e, 39)), ymd(addDays(e, 50))].sort();
+  return frenchPublicHolidays(year).map((date) => date.replace(/-/g, ''));
 }
 
 // ---------------------------------------------------------------------------------------------

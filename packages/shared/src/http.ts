@@ -128,3 +128,15 @@ export function withQuery(method: string, body: unknown, search: string, query: 
   }
   return { body: { ...(body as object), query }, search };
 }
+
+/** The first of `names` (lower case) the request carries more than once, else null: a route refuses it rather than pick one copy. */
+export function repeatedHeader(req: IncomingMessage, names: readonly string[]): string | null {
+  const seen = new Set<string>();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i].toLowerCase();
+    if (!names.includes(name)) continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return null;
+}

@@ -17,7 +17,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { actsIn, createAuthenticator, type Authenticator } from '@connecte/shared/auth';
 import { COLLECTIVITY_IDS } from '@connecte/shared/auth';
-import { readBodyBytes, sendJson } from '@connecte/shared/http';
+import { readBodyBytes, repeatedHeader, sendJson } from '@connecte/shared/http';
 import { PeerUnavailableError } from '@connecte/shared/peers';
 import { PROBLEM_CONTENT_TYPE, refuseRequest } from '@connecte/shared/problem';
 import { importGtfs } from './gtfs-import.js';
@@ -34,17 +34,6 @@ const authenticators = new WeakMap<MobilityResources, Authenticator>();
 
 class BodyTooLarge extends Error {}
 
-function repeated(req: IncomingMessage, names: readonly string[]): string | null {
-  const seen = new Set<string>();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i].toLowerCase();
-    if (!names.includes(name)) continue;
-    if (seen.has(name)) return name;
-    seen.add(name);
-  }
-  return null;
-}
-
 const refuse = (req: IncomingMessage, res: ServerResponse, status: number, code: string, detail: string, field?: string, headers: Record<string, string> = {}) =>
   refuseRequest(req, res, status, { code, detail, ...(field ? { field } : {}) }, { ...headers, 'cache-control': 'no-store' });
 
@@ -52,7 +41,7 @@ export async function handleGtfsRequest(req: IncomingMessage, res: ServerRespons
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (url.pathname !== PATH && url.pathname !== `${PATH}/`) return refuse(req, res, 404, 'NOT_FOUND', `no such resource: POST a GTFS zip to ${PATH}`);
   if (req.method !== 'POST') return refuse(req, res, 405, 'METHOD_NOT_ALLOWED', `${String(req.method).slice(0, 20)} is not allowed: POST a GTFS zip`, undefined, { allow: 'POST' });
-  const twice = repeated(req, ['authorization', 'content-type', 'content-encoding', 'content-length']);
+  const twice = repeatedHeader(req, ['authorization', 'content-type', 'content-encoding', 'content-length']);
   if (twice) return refuse(req, res, 400, 'BAD_REQUEST', `the ${twice} header is given more than once`, twice);
 
   const dryRunParam = url.searchParams.get('dryRun');

@@ -22,7 +22,7 @@
  *   the same pack (readings are idempotent).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readBodyBytes, sendJson } from '@connecte/shared/http';
+import { readBodyBytes, repeatedHeader, sendJson } from '@connecte/shared/http';
 import { refuseRequest, sendProblem } from '@connecte/shared/problem';
 import type { TelemetryResources } from './resources.js';
 import type { Principal } from './types.js';
@@ -33,19 +33,6 @@ const RETRY_AFTER_SECONDS = '5';
 
 /** Thrown while reading the body: it is over the limit. */
 class BodyTooLarge extends Error {}
-
-/** Header names (lower case) that appear more than once among `rawHeaders`. */
-function repeated(req: IncomingMessage, names: readonly string[]): string | null {
-  const counts = new Map<string, number>();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i].toLowerCase();
-    if (!names.includes(name)) continue;
-    const count = (counts.get(name) ?? 0) + 1;
-    if (count > 1) return name;
-    counts.set(name, count);
-  }
-  return null;
-}
 
 /** Ends the exchange without reading (the rest of) the body, with a lingering close (`refuseRequest`). */
 const refuse = refuseRequest;
@@ -59,7 +46,7 @@ export async function handleIngestRequest(req: IncomingMessage, res: ServerRespo
   if (req.method !== 'POST') {
     return refuse(req, res, 405, { code: 'METHOD_NOT_ALLOWED', detail: `${String(req.method).slice(0, 20)} is not allowed: POST a SenML pack to /ingest` }, { allow: 'POST' });
   }
-  const twice = repeated(req, ['authorization', 'content-type', 'content-encoding']);
+  const twice = repeatedHeader(req, ['authorization', 'content-type', 'content-encoding']);
   if (twice) {
     return refuse(req, res, 400, { code: 'BAD_REQUEST', field: twice, detail: `the ${twice} header is given more than once` });
   }

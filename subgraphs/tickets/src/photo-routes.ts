@@ -29,7 +29,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter } from 'prom-client';
 import { addressBucketKey, clientAddressResolver, type ClientAddressOf } from '@connecte/shared/client-address';
 import { createAuthenticator, PUBLIC_VIEWER, type Authenticator, type Viewer } from '@connecte/shared/auth';
-import { readBodyBytes, sendJson } from '@connecte/shared/http';
+import { readBodyBytes, repeatedHeader, sendJson } from '@connecte/shared/http';
 import { refuseRequest, sendProblem } from '@connecte/shared/problem';
 import {
   insertPhoto,
@@ -124,18 +124,6 @@ class UploadBudgets {
   }
 }
 
-/** Header names (lower case) given more than once. */
-function repeated(req: IncomingMessage, names: readonly string[]): string | null {
-  const seen = new Set<string>();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i].toLowerCase();
-    if (!names.includes(name)) continue;
-    if (seen.has(name)) return name;
-    seen.add(name);
-  }
-  return null;
-}
-
 interface Problem {
   code: string;
   detail: string;
@@ -189,7 +177,7 @@ const decodeURIComponentSafe = (value: string) => {
 
 async function upload(req: IncomingMessage, res: ServerResponse, resources: TicketResources, state: RouteState): Promise<void> {
   const count = (outcome: string) => state.outcomes?.inc({ outcome });
-  const twice = repeated(req, ['authorization', 'content-type', 'content-encoding', 'content-length']);
+  const twice = repeatedHeader(req, ['authorization', 'content-type', 'content-encoding', 'content-length']);
   if (twice) {
     count('bad_request');
     return refuse(req, res, 400, { code: 'BAD_REQUEST', field: twice, detail: `the ${twice} header is given more than once` });
