@@ -206,4 +206,36 @@ describe('POST /mobility/gtfs imports', () => {
     const restored = JSON.parse(await networkState());
     assert.equal(restored.st, JSON.parse(before).st);
   });
+
+  it('two imports at once, read throughout: every read sees one whole network, never a mix, and the last import wins whole', async () => {
+    const contents = async () => {
+      const state = JSON.parse(await networkState());
+      delete state.feed;
+      return JSON.stringify(state);
+    };
+    const tiny = writeZip(tinyFeed());
+    const shipped = writeZip(buildSeedGtfs().files);
+    assert.equal((await post(tiny, zipHeaders(operator))).status, 201);
+    const tinyState = await contents();
+    assert.equal((await post(shipped, zipHeaders(operator))).status, 201);
+    const shippedState = await contents();
+    assert.notEqual(tinyState, shippedState);
+
+    let reading = true;
+    const seen = new Set<string>();
+    const reader = (async () => {
+      while (reading) seen.add(await contents());
+    })();
+    const answers = await Promise.all([post(shipped, zipHeaders(operator)), post(tiny, zipHeaders(operator)), post(shipped, zipHeaders(operator))]);
+    reading = false;
+    await reader;
+    assert.deepEqual(answers.map((a) => a.status), [201, 201, 201], JSON.stringify(answers.map((a) => a.json)).slice(0, 500));
+    for (const state of seen) assert.ok(state === tinyState || state === shippedState, `a read saw a mixed network: ${state}`);
+    // Serialised by the import lock: the feed imported last (highest id) is the network in use.
+    const { rows } = await pool.query<{ routes: number }>(`SELECT (counts->>'routes.txt')::int AS routes FROM gtfs_feeds ORDER BY id DESC LIMIT 1`);
+    assert.equal(await contents(), rows[0].routes === 1 ? tinyState : shippedState);
+    // Leave the shipped network in place.
+    assert.equal((await post(shipped, zipHeaders(operator))).status, 201);
+  });
 });
+
