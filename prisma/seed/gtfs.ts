@@ -50,6 +50,8 @@ export interface GtfsSeedFeed {
   stopEquipment: Map<string, string>;
   /** Blocks per service (each is one bus all day). */
   blocksPerService: Record<string, number>;
+  /** stop_id → the routes serving it, sorted (planned works name the routes of the stops they close). */
+  routesOfStop: Map<string, string[]>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -635,5 +637,7 @@ export function buildGtfs(input: GtfsSeedInput): GtfsSeedFeed {
     ]),
   };
   const stopEquipment = new Map(stops.filter((s) => servedIds.has(s.stopId)).map((s) => [s.stopId, s.equipmentId]));
-  return { files, stopEquipment, blocksPerService };
+  const routesOfStop = new Map<string, string[]>();
+  for (const line of lines) for (const stop of line.stops) routesOfStop.set(stop.stopId, [...new Set([...(routesOfStop.get(stop.stopId) ?? []), line.routeId])].sort());
+  return { files, stopEquipment, blocksPerService, routesOfStop };
 }

@@ -66,7 +66,8 @@ let cachedGtfs: GtfsSeedFeed | undefined;
 
 /** The bus network's GTFS feed, generated from the plan (prisma/seed/gtfs.ts; cached). */
 export function buildSeedGtfs(): GtfsSeedFeed {
-  return (cachedGtfs ??= buildGtfs(buildSeedPlan()));
+  if (!cachedGtfs) buildSeedPlan();
+  return cachedGtfs!;
 }
 
 /** Where the generated feed is committed (`npm run gtfs:generate` rewrites it; a test checks it is current). */
@@ -81,7 +82,9 @@ export function buildSeedPlan(): SeedPlan {
     const districts = buildDistricts(communes.find((c) => c.code === INSEE.CHALONS)!);
     const streets = buildStreets(communes);
     const equipment = buildEquipment(communes, streets);
-    cachedPlan = { communes, districts, streets, equipment, tickets: buildTickets(communes, streets, equipment.rows) };
+    // The network before the tickets: planned works at bus stops name the routes serving them.
+    cachedGtfs = buildGtfs({ communes, streets, equipment });
+    cachedPlan = { communes, districts, streets, equipment, tickets: buildTickets(communes, streets, equipment.rows, cachedGtfs.routesOfStop) };
   }
   return cachedPlan;
 }

@@ -203,7 +203,13 @@ interface Spot {
 }
 
 /** The whole plan, pure and deterministic. */
-export function buildTickets(communes: readonly CommuneSeed[], streets: readonly StreetSeed[], equipment: readonly EquipmentSeed[]): TicketPlan {
+export function buildTickets(
+  communes: readonly CommuneSeed[],
+  streets: readonly StreetSeed[],
+  equipment: readonly EquipmentSeed[],
+  /** GTFS stop_id (the stop's reference) → the routes serving it. */
+  routesOfStop: ReadonlyMap<string, readonly string[]> = new Map(),
+): TicketPlan {
   const random = rng('tickets');
   const ringOf = new Map(communes.map((c) => [c.code, c.ring]));
   const located = equipment.filter((e) => e.location !== null && e.status !== 'DECOMMISSIONED' && e.inseeCode !== null);
@@ -549,7 +555,7 @@ export function buildTickets(communes: readonly CommuneSeed[], streets: readonly
             .map((s) => s.reference)
             .slice(0, 4)
         : [];
-      const routeIds = stopIds.length ? [`SITAC-${plannedRandom.int(1, 8)}`] : [];
+      const routeIds = [...new Set(stopIds.flatMap((id) => routesOfStop.get(id) ?? []))].sort();
       // Scheduled relative to the seed: done ones in the past weeks, the current one today, the others ahead.
       const start =
         status === 'DONE' ? Math.round(plannedRandom.range(5, 60) * DAY) : status === 'IN_PROGRESS' ? Math.round(plannedRandom.range(1, 6) * HOUR) : -Math.round(plannedRandom.range(2, 40) * DAY);
