@@ -37,7 +37,13 @@ export const opendataModule: GatewayModule = {
   create({ config, log }) {
     const pool = new pg.Pool({ ...poolOptions(config), max: 4 });
     pool.on('error', (error) => log.warn({ err: error }, 'open-data database connection lost'));
-    const opendata = createOpendataHandler({ pool, publicUrl: config.PUBLIC_BASE_URL, trustedProxies: config.TRUSTED_PROXIES });
+    const opendata = createOpendataHandler({
+      pool,
+      publicUrl: config.PUBLIC_BASE_URL,
+      trustedProxies: config.TRUSTED_PROXIES,
+      contactEmail: config.OPENDATA_CONTACT_EMAIL,
+      rateLimit: { perSecond: config.OPENDATA_RATE_PER_SECOND, burst: config.OPENDATA_RATE_BURST, allowlist: config.OPENDATA_RATE_ALLOWLIST },
+    });
     return {
       handle: async (request, response) => {
         if (!(await opendata(request, response))) sendJson(response, 404, { error: `No route for ${request.url}` });

@@ -9,7 +9,7 @@
  * snapshot, so that the bytes kept under an ETag are the data that ETag names.
  */
 import type pg from 'pg';
-import { CATALOG_PATH, DATASETS_PREFIX, OPENDATA_PREFIX } from './paths.js';
+import { CATALOG_PATH, CATALOG_TURTLE_PATH, DATASETS_PREFIX, OPENDATA_PREFIX } from './paths.js';
 
 export interface FeedVersion {
   /** Changes whenever the data the parameters select does (row ids, update times, count…). */
@@ -27,8 +27,15 @@ export interface DatasetMetadata {
   licence: string;
   /** `dct:format`: GeoJSON, GTFS-RT, DATEX II… */
   format: string;
-  /** Dublin Core frequency (`http://purl.org/cld/freq/<frequency>`). */
+  /** `dct:accrualPeriodicity`, as the EU frequency vocabulary's CONT, DAILY, WEEKLY, MONTHLY. */
   frequency: 'continuous' | 'daily' | 'weekly' | 'monthly';
+  /**
+   * `dct:temporal`: the period the data covers, `YYYY-MM-DD`; no `end` for a dataset still
+   * updated. Default: from the day the hub started publishing (`PUBLISHED_SINCE`, catalog.ts), open-ended.
+   */
+  temporal?: { start: string; end?: string };
+  /** `dct:conformsTo`: URIs of the standards the distribution follows (the GTFS-RT reference, DATEX II 3.7, RFC 7946…). */
+  conformsTo?: readonly string[];
 }
 
 export interface Feed<Params = unknown> {
@@ -44,6 +51,26 @@ export interface Feed<Params = unknown> {
   readonly contentType: string;
   readonly dataset: DatasetMetadata;
   /**
+   * `Cache-Control: public, max-age=<seconds>` of the feed's answers: how long clients and caches
+   * may reuse one without asking again, i.e. the freshness the feed promises (GTFS-RT positions:
+   * 10). A whole number from 0 (always revalidate: the ETag still saves the body) to 86400.
+   * Default: the handler's `maxAgeSeconds`, 300.
+   */
+  readonly maxAgeSeconds?: number;
+  /**
+   * The `Content-Type` of what `params` selects, when it depends on them (GTFS-RT's
+   * `?format=json` is `application/json; charset=utf-8`); `contentType` otherwise. `Accept` is
+   * negotiated against it, and the ETag already differs since the selection does.
+   */
+  contentTypeOf?(params: Params): string;
+  /**
+   * At most `limit` [lon, lat] positions of the whole dataset for the index page's map
+   * preview (`index-page.ts`). Optional: a GeoJSON feed's preview is sampled from its body; a
+   * feed in another format (GTFS stops, DATEX II car parks) may give some here. Read only
+   * `opendata_*` views; runs in the index page's snapshot.
+   */
+  previewPoints?(db: pg.ClientBase, limit: number): Promise<[number, number][]>;
+  /**
    * Reads the query string; throws QueryParameterError (`parameters.ts`) naming the parameter.
    * No parameters at all selects the whole dataset, the one the catalogue describes. Equal
    * selections must give equal JSON (sorted lists, no repeats): the JSON names the cached bytes.
@@ -51,9 +78,29 @@ export interface Feed<Params = unknown> {
   parse(params: URLSearchParams): Params;
   /** The version of what `params` selects, read in the snapshot `render` will use. */
   version(db: pg.ClientBase, params: Params): Promise<FeedVersion>;
-  /** The body of that version: text or bytes. */
-  render(db: pg.ClientBase, params: Params, version: FeedVersion): Promise<string | Uint8Array>;
+  /**
+   * The body of that version: text or bytes, or — for datasets too large to hold in memory —
+   * a stream of pieces (`FeedStream`), sent as they come (chunked), compressed on the fly.
+   */
+  render(db: pg.ClientBase, params: Params, version: FeedVersion): Promise<FeedBody>;
 }
+
+/**
+ * A body produced piece by piece, e.g. rows read from a cursor of the render's snapshot. The
+ * router iterates it while the snapshot is open, writing each piece as it comes (with the
+ * socket's backpressure); a client that goes away ends the iteration (`return()`: the generator's
+ * `finally` runs). A streamed representation no larger than the cache's budget is kept like any
+ * other; a larger one is streamed again for each request. Nothing should be read from the
+ * database before the first piece is asked for: a HEAD request never asks.
+ */
+export type FeedStream = AsyncIterable<string | Uint8Array>;
+
+/** What `render` returns. */
+export type FeedBody = string | Uint8Array | FeedStream;
+
+/** True for a streamed body (anything but text or bytes). */
+export const isFeedStream = (body: FeedBody): body is FeedStream =>
+  typeof body !== 'string' && !(body instanceof Uint8Array) && typeof (body as FeedStream)[Symbol.asyncIterator] === 'function';
 
 const ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const SEGMENT = '[A-Za-z0-9_~-][A-Za-z0-9._~-]*';
@@ -79,8 +126,23 @@ export class FeedRegistry {
       };
       if (!ID.test(feed.id)) refuse('its id must be lower-case letters, digits and single hyphens (it is a URL segment and the dct:identifier)');
       if (!FEED_PATH.test(feed.path)) refuse(`its path must be ${OPENDATA_PREFIX}/<name>, with no trailing slash, '.' first or query`);
-      if (feed.path === CATALOG_PATH || `${feed.path}/`.startsWith(DATASETS_PREFIX)) {
-        refuse(`${CATALOG_PATH} and ${DATASETS_PREFIX}… are the catalogue's own URLs`);
+      if (feed.path === CATALOG_PATH || feed.path === CATALOG_TURTLE_PATH || `${feed.path}/`.startsWith(DATASETS_PREFIX)) {
+        refuse(`${CATALOG_PATH}, ${CATALOG_TURTLE_PATH} and ${DATASETS_PREFIX}… are the catalogue's own URLs`);
+      }
+      const maxAge = feed.maxAgeSeconds;
+      if (maxAge !== undefined && !(Number.isInteger(maxAge) && maxAge >= 0 && maxAge <= 86_400)) {
+        refuse(`maxAgeSeconds ${maxAge} must be a whole number of seconds from 0 to 86400`);
+      }
+      const { temporal, conformsTo, licence } = feed.dataset;
+      for (const uri of [licence, ...(conformsTo ?? [])]) {
+        if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\u0000-\u0020<>"{}|^`\\]+$/.test(uri)) refuse(`'${uri.slice(0, 80)}' is not an absolute IRI (licence, conformsTo): percent-encode it`);
+      }
+      const isDate = (value: string) => {
+        const time = Date.parse(`${value}T00:00:00Z`);
+        return /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(time) && new Date(time).toISOString().startsWith(value);
+      };
+      if (temporal && (!isDate(temporal.start) || (temporal.end !== undefined && (!isDate(temporal.end) || temporal.end < temporal.start)))) {
+        refuse(`dataset.temporal must be { start: 'YYYY-MM-DD', end?: 'YYYY-MM-DD' } with start ≤ end`);
       }
       const other = this.byId.get(feed.id);
       if (other) refuse(`the id '${feed.id}' is registered twice (also for ${other.path})`);

@@ -132,7 +132,7 @@ describe('open data: equipment GeoJSON and DCAT catalogue', () => {
     for (const dataset of catalog['dcat:dataset']) {
       assert.equal(dataset['@type'], 'dcat:Dataset');
       assert.ok(dataset['dct:title'] && dataset['dct:description'] && dataset['dcat:keyword'].length);
-      assert.match(dataset['dct:accrualPeriodicity']['@id'], /^http:\/\/purl\.org\/cld\/freq\//);
+      assert.match(dataset['dct:accrualPeriodicity']['@id'], /^http:\/\/publications\.europa\.eu\/resource\/authority\/frequency\/(?:CONT|DAILY|WEEKLY|MONTHLY)$/);
       assert.equal(JSON.parse(dataset['dct:spatial']['locn:geometry']['@value']).type, 'Polygon');
       for (const distribution of dataset['dcat:distribution']) {
         assert.ok(distribution['dct:license']['@id']);

@@ -6,17 +6,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createOpendataHandler } from '@connecte/opendata';
+import { createOpendataHandler, FEEDS } from '@connecte/opendata';
+import { LICENCE_OUVERTE } from '@connecte/opendata/catalog';
 import { TrustedProxies } from '@connecte/shared/client-address';
 import { createTestDatabase, type TestDatabase, startHub } from '@connecte/testkit';
 import { rawRequest, serveOpendata, type ServedOpendata } from './serve.js';
 
 /** Vocabularies and registries the catalogue points to on purpose; any other foreign host is a leak. */
 const EXTERNAL = [
-  'http://purl.org/cld/freq/',
+  'http://publications.europa.eu/resource/authority/frequency/',
   'https://www.iana.org/assignments/media-types/',
-  'https://www.etalab.gouv.fr/licence-ouverte-open-licence',
+  LICENCE_OUVERTE,
   'http://publications.europa.eu/resource/authority/language/',
+  'http://purl.org/adms/publishertype/',
+  // The standards feeds declare they follow (`dataset.conformsTo`).
+  ...FEEDS.flatMap((feed) => feed.dataset.conformsTo ?? []),
 ];
 
 /** Every absolute URL in a JSON-LD document (`@id`s and plain values alike), outside `@context`. */
@@ -67,6 +71,16 @@ describe('open data: public links', () => {
       const url = queue.shift()!;
       if (seen.has(url)) continue;
       seen.add(url);
+      // The index page (the catalogue's foaf:homepage, each dataset's landing page `…/opendata/#id`) is for browsers.
+      const page = new URL(url);
+      if (page.pathname === '/opendata/') {
+        const html = await fetch(url, { headers: { accept: 'text/html' } });
+        assert.equal(html.status, 200, url);
+        assert.match(html.headers.get('content-type')!, /^text\/html/);
+        const text = await html.text();
+        if (page.hash) assert.ok(text.includes(`id="${page.hash.slice(1)}"`), `the index page has the anchor of ${url}`);
+        continue;
+      }
       const response = await fetch(url);
       assert.equal(response.status, 200, url);
       if (/ld\+json/.test(response.headers.get('content-type') ?? '')) {

@@ -149,6 +149,21 @@ export const baseVariables = z.object({
   /** The hub's public address, for absolute links (catalogue, datasets). */
   PUBLIC_BASE_URL: urlWithProtocol(['http:', 'https:']).default('http://localhost:4000'),
 
+  // --- open data ---------------------------------------------------------------------
+  /**
+   * k of the citizen reports' publication (`geojson/citizen-reports.geojson`): a grid cell, and
+   * within it a category, a stage or a week, is published only with at least k reports.
+   */
+  OPENDATA_K_ANONYMITY: wholeNumber(2, 1_000).default(5),
+  /** Open-data requests per second per client address (IPv6: per /64), sustained; 0 disables the limit. */
+  OPENDATA_RATE_PER_SECOND: wholeNumber(0, 100_000).default(10),
+  /** Requests one address may send at once before the per-second rate applies (a harvest, a page of tiles). */
+  OPENDATA_RATE_BURST: wholeNumber(1, 1_000_000).default(60),
+  /** Client addresses or CIDR ranges never throttled (the national access point's harvester…), comma-separated. */
+  OPENDATA_RATE_ALLOWLIST: list.pipe(z.array(addressOrRange)).default([]),
+  /** The open-data catalogue's contact point (`dcat:contactPoint` vcard:hasEmail), a service address; unset: the index page. */
+  OPENDATA_CONTACT_EMAIL: z.string().regex(/^[^\s@<>"]+@[^\s@<>"]+\.[^\s@<>"]+$/, 'must be an e-mail address such as opendata@example.org').optional(),
+
   // --- tokens ------------------------------------------------------------------------
   /** Longest accepted token lifetime (from `iat`, or from now without one). */
   JWT_MAX_LIFETIME_SECONDS: wholeNumber(60, 365 * 86_400).default(86_400),

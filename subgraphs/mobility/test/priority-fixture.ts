@@ -170,10 +170,21 @@ export type AckPolicy = (body: Record<string, any>) => Record<string, unknown> |
  */
 export async function fakeController(
   owner: Owner,
-  options: { url?: string; equipmentIds?: string[]; policy?: AckPolicy; clientOptions?: Record<string, unknown> } = {},
+  options: {
+    url?: string;
+    equipmentIds?: string[];
+    policy?: AckPolicy;
+    clientOptions?: Record<string, unknown>;
+    /**
+     * Only the downlinks of requests this service's database holds: the machine broker is shared
+     * with other tests' hubs, whose mobility sends real requests to the same seeded controllers.
+     */
+    r?: MobilityResources;
+  } = {},
 ): Promise<{ client: MqttClient; received: Downlink[]; ack(topic: string, payload: string | Record<string, unknown>): Promise<void>; setPolicy(policy: AckPolicy): void }> {
   let policy: AckPolicy = options.policy ?? ((body) => ({ cid: body.cid, ok: true }));
   const received: Downlink[] = [];
+  let chain: Promise<void> = Promise.resolve();
   let client: MqttClient;
   const ack = async (downTopic: string, payload: string | Record<string, unknown>) => {
     await client.publishAsync(downTopic.replace(/\/down$/, '/ack'), typeof payload === 'string' ? payload : JSON.stringify(payload), { qos: 1 });
@@ -182,10 +193,18 @@ export async function fakeController(
     url: options.url,
     ...options.clientOptions,
     onMessage: (topic, payload) => {
+      const at = Date.now();
       const body = JSON.parse(payload.toString()) as Record<string, any>;
-      received.push({ topic, body, at: Date.now() });
-      const answer = policy(body);
-      if (answer) void ack(topic, answer);
+      const ours = options.r
+        ? options.r.db.pool.query('SELECT 1 FROM signal_priority_requests WHERE id::text = $1', [String(body.cid)]).then((result) => (result.rowCount ?? 0) > 0)
+        : Promise.resolve(true);
+      // In order of arrival, whatever the lookups' order.
+      chain = chain.then(async () => {
+        if (!(await ours)) return;
+        received.push({ topic, body, at });
+        const answer = policy(body);
+        if (answer) void ack(topic, answer);
+      });
     },
   });
   const filters = options.equipmentIds?.length ? options.equipmentIds.map((id) => `connecte/+/${id}/down`) : ['connecte/+/+/down'];

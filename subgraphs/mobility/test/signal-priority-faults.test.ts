@@ -50,7 +50,7 @@ describe('SIGNAL_PRIORITY_FAULT', () => {
   it('is raised after 2 unanswered requests, once, and cleared by the next grant', async (t) => {
     const [line] = lines;
     const { equipmentId, collectivityId } = line.controller;
-    const controller = await fakeController(t, { equipmentIds: [equipmentId], policy: () => null });
+    const controller = await fakeController(t, { r: env.r, equipmentIds: [equipmentId], policy: () => null });
     const [a, b, c, d] = env.buses;
     await feed(env.r, [stateOn(line, a, CONTROLLER_AT_M - 100, 120)]);
     await eventually(async () => (await requestsOf(env.r, equipmentId)).every((row) => row.status === 'EXPIRED'), 'the first expiry', 15_000);
@@ -78,7 +78,7 @@ describe('SIGNAL_PRIORITY_FAULT', () => {
   it('is raised at once by an answer saying the controller is in fault, and cleared by a normal denial', async (t) => {
     const line = lines[1];
     const { equipmentId, collectivityId } = line.controller;
-    const controller = await fakeController(t, {
+    const controller = await fakeController(t, { r: env.r,
       equipmentIds: [equipmentId],
       policy: (body) => ({ cid: body.cid, ok: false, error: 'controller in fault: flashing amber' }),
     });

@@ -119,7 +119,7 @@ describe('requests and answers (machine broker)', () => {
 
   it('asks only for a late bus in service, moving, near an intersection ahead, with a fresh position', async (t) => {
     const [line] = lines;
-    const controller = await fakeController(t, { equipmentIds: [line.controller.equipmentId], policy: () => null });
+    const controller = await fakeController(t, { r: env.r, equipmentIds: [line.controller.equipmentId], policy: () => null });
     const [bus, other] = env.buses;
     const before = CONTROLLER_AT_M - 100;
     await feed(env.r, [
@@ -138,7 +138,7 @@ describe('requests and answers (machine broker)', () => {
 
   it('sends the downlink only once the request is committed, and once per pass', async (t) => {
     const line = lines[1];
-    const controller = await fakeController(t, { equipmentIds: [line.controller.equipmentId], policy: () => null });
+    const controller = await fakeController(t, { r: env.r, equipmentIds: [line.controller.equipmentId], policy: () => null });
     const bus = env.buses[1];
     const client = await env.r.db.pool.connect();
     try {
@@ -177,7 +177,7 @@ describe('requests and answers (machine broker)', () => {
 
   it('records a grant once, however many times the ack comes, and ignores unknown cids and malformed acks', async (t) => {
     const line = lines[2];
-    const controller = await fakeController(t, { equipmentIds: [line.controller.equipmentId], policy: () => null });
+    const controller = await fakeController(t, { r: env.r, equipmentIds: [line.controller.equipmentId], policy: () => null });
     const bus = env.buses[2];
     await feed(env.r, [stateOn(line, bus, CONTROLLER_AT_M - 100, 120)]);
     const [downlink] = await eventually(() => (controller.received.length > 0 ? controller.received : null), 'the downlink');
@@ -216,11 +216,11 @@ describe('requests and answers (machine broker)', () => {
 
   it('records a denial with its reason, and expires a request nobody answers', async (t) => {
     const [deniedLine, silentLine] = [lines[3], lines[4]];
-    await fakeController(t, {
+    await fakeController(t, { r: env.r,
       equipmentIds: [deniedLine.controller.equipmentId],
       policy: (body) => ({ cid: body.cid, ok: false, error: 'conflicting priority already granted to an ambulance' }),
     });
-    await fakeController(t, { equipmentIds: [silentLine.controller.equipmentId], policy: () => null });
+    await fakeController(t, { r: env.r, equipmentIds: [silentLine.controller.equipmentId], policy: () => null });
     await feed(env.r, [stateOn(deniedLine, env.buses[3], CONTROLLER_AT_M - 60, 200), stateOn(silentLine, env.buses[4], CONTROLLER_AT_M - 60, 200)]);
     const [denied] = await eventually(async () => {
       const rows = await requestsOf(env.r, deniedLine.controller.equipmentId);
@@ -237,7 +237,7 @@ describe('requests and answers (machine broker)', () => {
 
   it('sends a request committed while the worker’s connection is down once it is back, exactly once', async (t) => {
     const line = lines[5];
-    const controller = await fakeController(t, { equipmentIds: [line.controller.equipmentId], policy: () => null });
+    const controller = await fakeController(t, { r: env.r, equipmentIds: [line.controller.equipmentId], policy: () => null });
     const mqttClient = env.r.priority.mqttClient!;
     mqttClient.stream.destroy();
     await eventually(() => !env.r.priority.connected, 'the drop', 5_000);
