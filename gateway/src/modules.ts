@@ -42,6 +42,7 @@ export const opendataModule: GatewayModule = {
       publicUrl: config.PUBLIC_BASE_URL,
       trustedProxies: config.TRUSTED_PROXIES,
       contactEmail: config.OPENDATA_CONTACT_EMAIL,
+      versionReuseMs: config.OPENDATA_VERSION_REUSE_MS,
       rateLimit: { perSecond: config.OPENDATA_RATE_PER_SECOND, burst: config.OPENDATA_RATE_BURST, allowlist: config.OPENDATA_RATE_ALLOWLIST },
     });
     return {

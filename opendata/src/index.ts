@@ -57,6 +57,13 @@ export interface OpendataOptions {
   contactEmail?: string;
   /** Memory for built and compressed representations (the full GeoJSON is 2.8 MB raw, ~130 kB in brotli). */
   cacheBytes?: number;
+  /**
+   * OPENDATA_VERSION_REUSE_MS: for this long after a request read a representation's version, the
+   * next ones reuse it without a database round trip when its bytes are cached (never longer than
+   * a tenth of the representation's max-age). 0, the default of a handler built without it: every
+   * request reads the version.
+   */
+  versionReuseMs?: number;
   /** The feeds to publish; every registered one (`feeds/index.ts`) by default. */
   feeds?: readonly Feed[];
 }
@@ -139,11 +146,16 @@ export function createOpendataHandler(options: OpendataOptions): Handler {
   const base = publicBaseUrl(options.publicUrl, options.trustedProxies ?? []);
   const cacheBytes = options.cacheBytes ?? 32 * 1024 * 1024;
   const cache = new RepresentationCache(cacheBytes);
+  const versionReuseMs = options.versionReuseMs ?? 0;
   const rateLimit = options.rateLimit ? createAddressRateLimit(options.rateLimit, options.trustedProxies ?? []) : null;
   if (options.contactEmail !== undefined && !/^[^\s@<>"]+@[^\s@<>"]+\.[^\s@<>"]+$/.test(options.contactEmail)) {
     throw new Error(`OPENDATA_CONTACT_EMAIL: '${options.contactEmail}' is not an e-mail address`);
   }
   const catalogOptions: CatalogOptions = { contactEmail: options.contactEmail };
+
+  // The version each representation had at its last read, and when (`versionReuseMs`).
+  const recentVersions = new Map<string, { version: FeedVersion; at: number }>();
+  const RECENT_VERSIONS_KEPT = 1_000;
 
   async function publish<V extends FeedVersion>(req: IncomingMessage, res: ServerResponse, representation: Representation<V>) {
     const vary = ['Accept-Encoding', ...representation.varies].join(', ');
@@ -153,17 +165,10 @@ export function createOpendataHandler(options: OpendataOptions): Handler {
       problem(res, 406, { code: 'NOT_ACCEPTABLE', detail, field: 'Accept-Encoding' }, { vary });
       return;
     }
-    // One snapshot for the version and the body, so that the bytes kept under an ETag are the
-    // data that ETag names even when an asset changes in between.
-    const db = await pool.connect();
-    let bytes: Buffer | null = null;
-    let headers: Record<string, string>;
-    try {
-      await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const version = await representation.version(db);
+    const named = (version: FeedVersion) => {
       const tag = tagOf(representation.key, version.tag);
       const etag = coding === 'identity' ? `"${tag}"` : `"${tag}-${coding}"`;
-      headers = {
+      const headers: Record<string, string> = {
         etag,
         vary,
         'cache-control': `public, max-age=${representation.maxAgeSeconds}`,
@@ -173,6 +178,45 @@ export function createOpendataHandler(options: OpendataOptions): Handler {
         ...(version.lastModified ? { 'last-modified': version.lastModified.toUTCString() } : {}),
         ...representation.headers,
       };
+      return { tag, etag, headers };
+    };
+    const send = (bytes: Buffer | null, headers: Record<string, string>) => {
+      if (bytes === null) {
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      res.writeHead(200, {
+        'content-type': representation.contentType,
+        'content-length': String(bytes.length),
+        ...(coding === 'identity' ? {} : { 'content-encoding': coding }),
+        ...headers,
+      });
+      res.end(req.method === 'HEAD' ? undefined : bytes);
+    };
+    // A version read a moment ago, whose bytes are cached, answers without the database.
+    const reuseMs = Math.min(versionReuseMs, representation.maxAgeSeconds * 100);
+    const recent = reuseMs > 0 ? recentVersions.get(representation.key) : undefined;
+    if (recent && performance.now() - recent.at < reuseMs) {
+      const { etag, headers } = named(recent.version);
+      if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) return send(null, headers);
+      const kept = cache.peek(etag);
+      if (kept) return send(await kept, headers);
+    }
+    // One snapshot for the version and the body, so that the bytes kept under an ETag are the
+    // data that ETag names even when an asset changes in between.
+    const db = await pool.connect();
+    let bytes: Buffer | null = null;
+    let headers: Record<string, string>;
+    try {
+      await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const version = await representation.version(db);
+      if (reuseMs > 0) {
+        if (recentVersions.size >= RECENT_VERSIONS_KEPT) recentVersions.clear();
+        recentVersions.set(representation.key, { version, at: performance.now() });
+      }
+      const { tag, etag, headers: own } = named(version);
+      headers = own;
       if (!matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
         // A streamed body (feed.ts `FeedStream`) is not built into the cache: it is sent as it
         // comes, inside this snapshot, and cached afterwards when it turned out small enough.
@@ -210,18 +254,7 @@ export function createOpendataHandler(options: OpendataOptions): Handler {
       throw error;
     }
     db.release();
-    if (bytes === null) {
-      res.writeHead(304, headers);
-      res.end();
-      return;
-    }
-    res.writeHead(200, {
-      'content-type': representation.contentType,
-      'content-length': String(bytes.length),
-      ...(coding === 'identity' ? {} : { 'content-encoding': coding }),
-      ...headers,
-    });
-    res.end(req.method === 'HEAD' ? undefined : bytes);
+    send(bytes, headers);
   }
 
   /** The whole dataset of every feed, in one snapshot: the catalogue's `dct:modified` and its version. */

@@ -41,6 +41,12 @@ export class RepresentationCache {
     return entry.bytes;
   }
 
+  /** The bytes of `key` when they are built and kept (nothing is built, nothing is reordered); else null. */
+  peek(key: string): Promise<Buffer> | null {
+    const hit = this.entries.get(key);
+    return hit?.built ? hit.bytes : null;
+  }
+
   private evict() {
     for (const [key, entry] of this.entries) {
       if (this.size <= this.maxBytes) return;

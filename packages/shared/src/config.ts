@@ -155,6 +155,8 @@ export const baseVariables = z.object({
    * within it a category, a stage or a week, is published only with at least k reports.
    */
   OPENDATA_K_ANONYMITY: wholeNumber(2, 1_000).default(5),
+  /** Milliseconds during which open-data requests reuse a representation's version read a moment ago (bytes cached), at most a tenth of its max-age; 0: every request reads it. */
+  OPENDATA_VERSION_REUSE_MS: wholeNumber(0, 60_000).default(1_000),
   /** Open-data requests per second per client address (IPv6: per /64), sustained; 0 disables the limit. */
   OPENDATA_RATE_PER_SECOND: wholeNumber(0, 100_000).default(10),
   /** Requests one address may send at once before the per-second rate applies (a harvest, a page of tiles). */

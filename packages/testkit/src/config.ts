@@ -4,7 +4,7 @@ import { loadConfig, type Config } from '@connecte/shared/config';
 
 export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
   // Tests call the hub many times from 127.0.0.1: rate limits only where a test sets them.
-  const unlimited = { RATE_LIMIT_PER_ADDRESS: '0', RATE_LIMIT_PER_TOKEN: '0', TICKETS_REPORTS_PER_HOUR: '0', OPENDATA_RATE_PER_SECOND: '0' };
+  const unlimited = { RATE_LIMIT_PER_ADDRESS: '0', RATE_LIMIT_PER_TOKEN: '0', TICKETS_REPORTS_PER_HOUR: '0', OPENDATA_RATE_PER_SECOND: '0', OPENDATA_VERSION_REUSE_MS: '0' };
   return loadConfig({ ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: databaseUrl, PORT: '0', ...unlimited, ...env });
 }
 
