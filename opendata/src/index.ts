@@ -431,6 +431,12 @@ export function createOpendataHandler(options: OpendataOptions): Handler {
     try {
       await route(req, res, url.pathname.replace(/\/$/, ''), url.searchParams);
     } catch (error) {
+      // A body failing once its headers are sent (a stream cut short) has been answered already:
+      // the socket is closed, and the caller must not try to write an error after it.
+      if (res.headersSent) {
+        res.destroy();
+        return true;
+      }
       if (!(error instanceof QueryParameterError)) throw error;
       problem(res, 400, { code: 'BAD_USER_INPUT', detail: error.message, field: error.field });
     }

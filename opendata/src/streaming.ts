@@ -98,12 +98,15 @@ export async function sendStreamed(
     if (coding === 'identity') await pipeline(source, res);
     else await pipeline(source, compressor(coding), tap, res);
   } catch (error) {
-    if (failed !== null) {
+    // The client went away: not an error of ours, whatever the stream threw as it was torn down
+    // (a cursor closed under it).
+    if (res.destroyed || req.destroyed) {
       res.destroy();
-      throw failed;
+      return null;
     }
-    if (res.destroyed || req.destroyed) return null; // the client went away: not an error of ours
-    throw error;
+    // The headers are sent: the response can only be cut short (the client sees a truncated body).
+    res.destroy();
+    throw failed ?? error;
   }
   return { identity: identity.result(), coded: coding === 'identity' ? null : coded.result() };
 }

@@ -20,7 +20,7 @@ export async function serveOpendata(
         if (!handled) res.writeHead(404).end();
       },
       // A 500 here is a defect the tests look for: bad input must never reach it.
-      () => res.writeHead(500).end(),
+      () => (res.headersSent ? res.destroy() : res.writeHead(500).end()),
     );
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));

@@ -23,7 +23,7 @@
  */
 import { frenchPublicHolidays } from '@connecte/shared/calendar';
 // The importer's own geodesic length, so that shape_dist_traveled agrees with what it and the tracker measure.
-import { segmentMetres } from '../../subgraphs/mobility/src/gtfs-validate.js';
+import { segmentMetres } from '@connecte/subgraph-mobility/gtfs-validate';
 import type { CommuneSeed } from './territory.js';
 import type { EquipmentPlan } from './equipment.js';
 import type { StreetSeed } from './streets.js';
