@@ -240,10 +240,11 @@ export function createOpendataHandler(options: OpendataOptions): Handler {
             db.release(true); // stopped half-way (the client went away): the cursor may still be open
             return;
           }
-          await db.query('COMMIT');
-          db.release();
+          // Kept before anything else is awaited: a client may ask again as soon as the last byte is sent.
           if (copies.identity) void cache.get(`"${tag}"`, async () => copies.identity!);
           if (copies.coded) void cache.get(etag, async () => copies.coded!);
+          await db.query('COMMIT');
+          db.release();
           return;
         }
       }
