@@ -10,7 +10,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { writeZip } from '../subgraphs/mobility/src/gtfs-zip.js';
+import { writeZip } from '@connecte/shared/zip';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { deviceBaseName, senmlPack } from '@connecte/shared/senml';
 import { createTestDatabase, gql, startHub, startTestBroker, subscriptions, tokenFor, type GraphQLResponse, type Hub, type TestBroker, type TestDatabase } from '@connecte/testkit';
-import { writeZip } from '../subgraphs/mobility/src/gtfs-zip.js';
+import { writeZip } from '@connecte/shared/zip';
 import { addDays, parisDate, serviceDayStartMs } from '../subgraphs/mobility/src/network.js';
 import { alongTrip, fixtureTripAt, installFixtureNetwork } from '../subgraphs/mobility/test/network-fixture.js';
 

@@ -18,10 +18,10 @@
  * seed's own personal data in each format.
  */
 import assert from 'node:assert/strict';
+import { readZip, writeZip } from '@connecte/shared/zip';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import pg from 'pg';
 import { FEEDS, type Feed } from '@connecte/opendata';
 import { createTestDatabase, ROOT, type TestDatabase } from '@connecte/testkit';
@@ -154,35 +154,8 @@ function extractCsv(text: string, out: Extracted, where: string): void {
   });
 }
 
-/** The entries of a zip archive (stored or deflated), from its central directory. */
-export function unzip(zip: Buffer): { name: string; data: Buffer }[] {
-  let end = -1;
-  for (let i = zip.length - 22; i >= Math.max(0, zip.length - 65_557); i--) {
-    if (zip.readUInt32LE(i) === 0x06054b50) {
-      end = i;
-      break;
-    }
-  }
-  if (end < 0) throw new Error('not a zip archive (no end of central directory)');
-  const count = zip.readUInt16LE(end + 10);
-  let at = zip.readUInt32LE(end + 16);
-  const entries: { name: string; data: Buffer }[] = [];
-  for (let n = 0; n < count; n++) {
-    if (zip.readUInt32LE(at) !== 0x02014b50) throw new Error('bad central directory entry');
-    const method = zip.readUInt16LE(at + 10);
-    const size = zip.readUInt32LE(at + 20);
-    const nameLength = zip.readUInt16LE(at + 28);
-    const extraLength = zip.readUInt16LE(at + 30);
-    const commentLength = zip.readUInt16LE(at + 32);
-    const local = zip.readUInt32LE(at + 42);
-    const name = zip.subarray(at + 46, at + 46 + nameLength).toString('utf8');
-    const dataStart = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
-    const raw = zip.subarray(dataStart, dataStart + size);
-    entries.push({ name, data: method === 0 ? raw : method === 8 ? inflateRawSync(raw) : Buffer.alloc(0) });
-    at += 46 + nameLength + extraLength + commentLength;
-  }
-  return entries;
-}
+/** The entries of a zip archive, read as the importer reads one. */
+export const unzip = (zip: Buffer): { name: string; data: Buffer }[] => [...readZip(zip)].map(([name, data]) => ({ name, data }));
 
 export function extract(body: Buffer, contentType: string, where: string, out: Extracted = empty()): Extracted {
   const type = contentType.toLowerCase();
@@ -571,7 +544,7 @@ describe('open data publishes no personal data', () => {
       <pointCoordinates><latitude>${seed.lat}</latitude><longitude>${seed.lon}</longitude></pointCoordinates>
       <pointCoordinates><latitude>${camera.lat}</latitude><longitude>${camera.lon}</longitude></pointCoordinates></situation></d2:payload>`;
     check(scan(extract(Buffer.from(xml), 'application/xml; charset=utf-8', 'xml'), knowledge), 'XML');
-    check(scan(extract(zipOf({ 'stops.txt': csv }), 'application/zip', 'zip'), knowledge), 'zip of CSV');
+    check(scan(extract(writeZip({ 'stops.txt': csv }), 'application/zip', 'zip'), knowledge), 'zip of CSV');
     // A public name that a reporter shares ("Allée Louise Michel") is no leak.
     const street = knowledge.publicNames.find((n) => /^all[ée]e /i.test(n)) ?? knowledge.publicNames[0];
     const quiet = scan(extract(Buffer.from(JSON.stringify({ name: street })), 'application/json', 'street'), knowledge);
@@ -605,41 +578,3 @@ function acceptsJsonFormat(feed: Feed): boolean {
   }
 }
 
-/** A zip archive of deflated entries (the scanner's own test of zip reading). */
-function zipOf(files: Record<string, string>): Buffer {
-  const locals: Buffer[] = [];
-  const central: Buffer[] = [];
-  let offset = 0;
-  for (const [name, content] of Object.entries(files)) {
-    const data = Buffer.from(content);
-    const packed = deflateRawSync(data);
-    const nameBytes = Buffer.from(name);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(8, 8);
-    local.writeUInt32LE(packed.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
-    const entry = Buffer.alloc(46);
-    entry.writeUInt32LE(0x02014b50, 0);
-    entry.writeUInt16LE(20, 4);
-    entry.writeUInt16LE(20, 6);
-    entry.writeUInt16LE(8, 10);
-    entry.writeUInt32LE(packed.length, 20);
-    entry.writeUInt32LE(data.length, 24);
-    entry.writeUInt16LE(nameBytes.length, 28);
-    entry.writeUInt32LE(offset, 42);
-    locals.push(local, nameBytes, packed);
-    central.push(entry, nameBytes);
-    offset += 30 + nameBytes.length + packed.length;
-  }
-  const directory = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(Object.keys(files).length, 8);
-  end.writeUInt16LE(Object.keys(files).length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, directory, end]);
-}

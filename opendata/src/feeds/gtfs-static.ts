@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { LICENCE_OUVERTE } from '../catalog.js';
 import type { Feed, FeedVersion } from '../feed.js';
 import { checkParameters } from '../parameters.js';
-import { writeZip } from './gtfs-zip.js';
+import { writeZip } from '@connecte/shared/zip';
 
 /** Each file: the view, its fields in order, and a stable row order ("C" collation: bytes, not locale). */
 export const GTFS_FILES: readonly { file: string; view: string; fields: readonly string[]; order: string }[] = [
@@ -103,8 +103,8 @@ export const gtfsStatic: Feed<Record<string, never>> & { readonly maxAgeSeconds:
   },
   version: gtfsVersion,
   async render(db, _selection, version) {
-    const entries = [];
-    for (const spec of GTFS_FILES) entries.push({ name: spec.file, data: await gtfsFile(db, spec) });
-    return writeZip(entries, version.lastModified ?? new Date(0));
+    const files: Record<string, Buffer> = {};
+    for (const spec of GTFS_FILES) files[spec.file] = await gtfsFile(db, spec);
+    return writeZip(files, version.lastModified ?? new Date(0));
   },
 };

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_ZIP_LIMITS, looksLikeZip, readZip, ZipError, type ZipLimits } from './gtfs-zip.js';
+import { DEFAULT_ZIP_LIMITS, looksLikeZip, readZip, ZipError, type ZipLimits } from '@connecte/shared/zip';
 
 /** One problem of a feed: where it is (file, line — 1 is the header —, field) and what it is. */
 export interface GtfsProblem {

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { signDevelopmentToken } from '@connecte/shared/auth';
 import { createTestDatabase, gql, startHub, tokenFor, type Hub, type TestDatabase } from '@connecte/testkit';
 import { buildSeedGtfs } from '../../../prisma/seed/index.js';
-import { writeZip } from '../src/gtfs-zip.js';
+import { writeZip } from '@connecte/shared/zip';
 import { tinyFeed } from './gtfs-fixture.js';
 
 let db: TestDatabase;

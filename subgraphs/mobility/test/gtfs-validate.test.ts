@@ -14,7 +14,7 @@ import { buildSeedGtfs } from '../../../prisma/seed/index.js';
 import { GTFS_MAX_BLOCKS } from '../../../prisma/seed/gtfs.js';
 import { GtfsSourceError, parseCsv, parseGtfs, type GtfsProblem } from '../src/gtfs-parse.js';
 import { validateGtfs } from '../src/gtfs-validate.js';
-import { writeZip } from '../src/gtfs-zip.js';
+import { writeZip } from '@connecte/shared/zip';
 import { tinyFeed } from './gtfs-fixture.js';
 
 function problemsOf(files: Record<string, string | Buffer>): GtfsProblem[] {

@@ -1,10 +1,11 @@
 /**
- * A small ZIP reader (and writer, for tests and tools) on node:zlib: what a GTFS feed needs —
- * stored and deflated entries of one flat archive — and no more. Hostile archives are refused
- * with a reason: not a zip, encrypted or multi-disk, ZIP64, an unknown method, a CRC mismatch,
- * an entry or a total that inflates beyond the limits (a zip bomb), a path with `..`.
+ * Zip archives (PKWARE APPNOTE 6.3) on node:zlib, what a GTFS feed needs and no more: one flat
+ * archive of stored or deflated entries, UTF-8 names, no ZIP64. The reader refuses hostile
+ * archives with a reason (not a zip, encrypted or multi-disk, ZIP64, an unknown method, a CRC
+ * mismatch, an entry or a total that inflates beyond the limits — a zip bomb —, a path with `..`);
+ * the writer serves the published GTFS zip, the import CLI and tests.
  */
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export class ZipError extends Error {
   constructor(message: string, readonly entry?: string) {
@@ -23,22 +24,6 @@ export interface ZipLimits {
 }
 
 export const DEFAULT_ZIP_LIMITS: ZipLimits = { maxEntryBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, maxEntries: 200 };
-
-const CRC_TABLE = (() => {
-  const table = new Int32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c;
-  }
-  return table;
-})();
-
-export function crc32(data: Uint8Array): number {
-  let c = -1;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
-}
 
 export function looksLikeZip(data: Buffer): boolean {
   return data.length >= 4 && data.readUInt32LE(0) === 0x04034b50;
@@ -107,46 +92,71 @@ export function readZip(data: Buffer, limits: ZipLimits = DEFAULT_ZIP_LIMITS): M
   return out;
 }
 
-/** A zip archive of the files (deflated), for tests and tools. */
-export function writeZip(files: Record<string, string | Buffer>): Buffer {
+/** MS-DOS date and time (2-second resolution, years 1980–2107), of the UTC fields. */
+function dosDateTime(at: Date): { date: number; time: number } {
+  const year = Math.min(Math.max(at.getUTCFullYear(), 1980), 2107);
+  return {
+    date: ((year - 1980) << 9) | ((at.getUTCMonth() + 1) << 5) | at.getUTCDate(),
+    time: (at.getUTCHours() << 11) | (at.getUTCMinutes() << 5) | Math.floor(at.getUTCSeconds() / 2),
+  };
+}
+
+const LIMIT = 0xffffffff;
+
+/**
+ * A zip archive of `files` (name → content, in that order), each deflated unless that would make
+ * it larger; every entry dated `modified` (default 1980-01-01), so equal inputs give equal bytes.
+ */
+export function writeZip(files: Record<string, string | Uint8Array>, modified: Date = new Date(Date.UTC(1980, 0, 1))): Buffer {
+  const { date, time } = dosDateTime(modified);
+  const entries = Object.entries(files).map(([name, value]) => ({ name, data: typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value.buffer, value.byteOffset, value.byteLength) }));
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
-  for (const [name, value] of Object.entries(files)) {
-    const content = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-    const packed = deflateRawSync(content);
-    const nameBytes = Buffer.from(name, 'utf8');
-    const crc = crc32(content);
+  for (const entry of entries) {
+    const name = Buffer.from(entry.name, 'utf8');
+    const deflated = deflateRawSync(entry.data);
+    const stored = deflated.length >= entry.data.length;
+    const body = stored ? entry.data : deflated;
+    if (entry.data.length >= LIMIT || offset + body.length >= LIMIT) throw new RangeError(`zip: ${entry.name} needs ZIP64, which is not written`);
+    const crc = crc32(entry.data);
+    const method = stored ? 0 : 8;
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0x800, 6);
-    local.writeUInt16LE(8, 8);
+    local.writeUInt16LE(20, 4); // version needed: 2.0 (deflate)
+    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(method, 8);
+    local.writeUInt16LE(time, 10);
+    local.writeUInt16LE(date, 12);
     local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(packed.length, 18);
-    local.writeUInt32LE(content.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
+    local.writeUInt32LE(body.length, 18);
+    local.writeUInt32LE(entry.data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(0, 28);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 4); // made by: MS-DOS, 2.0
     central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x800, 8);
-    central.writeUInt16LE(8, 10);
+    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(method, 10);
+    central.writeUInt16LE(time, 12);
+    central.writeUInt16LE(date, 14);
     central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(packed.length, 20);
-    central.writeUInt32LE(content.length, 24);
-    central.writeUInt16LE(nameBytes.length, 28);
+    central.writeUInt32LE(body.length, 20);
+    central.writeUInt32LE(entry.data.length, 24);
+    central.writeUInt16LE(name.length, 28);
+    // extra, comment, disk number, internal and external attributes: 0
     central.writeUInt32LE(offset, 42);
-    locals.push(local, nameBytes, packed);
-    centrals.push(central, nameBytes);
-    offset += 30 + nameBytes.length + packed.length;
+    locals.push(local, name, body);
+    centrals.push(central, name);
+    offset += local.length + name.length + body.length;
   }
-  const cd = Buffer.concat(centrals);
+  const directory = Buffer.concat(centrals);
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(Object.keys(files).length, 8);
-  end.writeUInt16LE(Object.keys(files).length, 10);
-  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(directory.length, 12);
   end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, end]);
+  return Buffer.concat([...locals, directory, end]);
 }
