@@ -14,7 +14,7 @@ import { mobilityResourcesFor } from '../src/context.js';
 import { addDays, parisDate, serviceDayStartMs, type Network } from '../src/network.js';
 import type { MobilityResources } from '../src/resources.js';
 import { TELEMETRY_READINGS_TOPIC, type NetworkTrip } from '../src/types.js';
-import { vehicleAssignments } from '../src/vehicle-assignments.js';
+import { assignBlocks, vehicleAssignments } from '../src/vehicle-assignments.js';
 
 let database: TestDatabase;
 let pool: pg.Pool;
@@ -95,6 +95,20 @@ describe('the seeded network', () => {
       for (const trips of blocks.values()) if (trips.some((trip) => trip.startSeconds <= s && s <= trip.endSeconds)) running++;
       assert.ok(running <= 24, `${running} buses at ${s}`);
     }
+  });
+
+  it('assigns each block of a day once and each bus once, however many runs race for it', async () => {
+    // A weekday a week ahead: no run has touched it. Four runs at once, on their own connections.
+    let date = addDays(parisDate(new Date()), 7);
+    while (!network.servicesOn(date).has('WEEKDAY') && date < '2029-01-01') date = addDays(date, 1);
+    const counts = await Promise.all([assignBlocks(r, date), assignBlocks(r, date), assignBlocks(r, date), assignBlocks(r, date)]);
+    const blocks = network.blocksOn(date).size;
+    assert.equal(counts.reduce((a, b) => a + b, 0), blocks, `assigned by the four runs: ${counts.join(', ')}`);
+    const { rows } = await pool.query<{ blocks: number; buses: number; n: number }>(
+      `SELECT count(DISTINCT block_id)::int AS blocks, count(DISTINCT equipment_id)::int AS buses, count(*)::int AS n FROM vehicle_assignments WHERE service_date = $1::date`,
+      [date],
+    );
+    assert.deepEqual(rows[0], { blocks, buses: blocks, n: blocks });
   });
 
   it('puts each running bus of a round on its scheduled trip with the delay it was given', async () => {
