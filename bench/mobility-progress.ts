@@ -16,6 +16,7 @@
  *   npm run bench:mobility-progress                  # 20 rounds
  *   npm run bench:mobility-progress -- --rounds 50
  */
+import { mulberry32 } from '../prisma/seed/rng.js';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createDatabase } from '@connecte/shared/db';
@@ -32,17 +33,6 @@ const ROUNDS = Math.max(3, Number(args.rounds));
 const CONFIG: ProgressConfig = { maxSpeedMps: 36, offRouteM: 120 };
 const STEP_S = 15;
 
-// --- A deterministic generator (mulberry32) --------------------------------------------------------
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const ms = (value: number) => `${value.toFixed(1)} ms`;
@@ -95,7 +85,7 @@ function busiest(network: Network): { date: string; seconds: number; running: Ne
 }
 
 function vehiclesOn(count: number, running: NetworkTrip[], date: string, seed: number): Vehicle[] {
-  const rand = random(seed);
+  const rand = mulberry32(seed);
   return Array.from({ length: count }, (_, i) => {
     const trip = running[i % running.length];
     return { id: `bench-bus-${String(i).padStart(5, '0')}`, trip, delayS: Math.round(-60 + rand() * 540), assignments: [{ serviceDate: date, blockId: trip.blockId! }] };
@@ -129,7 +119,7 @@ interface Measure {
 function measure(network: Network, vehicles: Vehicle[], date: string, startS: number): Measure {
   const dayStartMs = serviceDayStartMs(date);
   const assignments = new Map(vehicles.map((v) => [v.id, v.assignments]));
-  const rand = random(7);
+  const rand = mulberry32(7);
   const windowedPrevious = new Map<string, VehicleState>();
   const naivePrevious = new Map<string, VehicleState>();
   const result: Measure = { windowed: [], naive: [], states: 0, outliers: 0, lastStates: [], previousStates: [] };

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { LICENCE_OUVERTE } from '../catalog.js';
 import type { Feed, FeedVersion } from '../feed.js';
 import { checkParameters, QueryParameterError, shown } from '../parameters.js';
+import { readPlaceFilter } from './geojson-stream.js';
 
 /** Kinds the equipment domain publishes in `opendata_equipment` (cameras and buses never are). */
 const PUBLISHED_KINDS = [
@@ -23,8 +24,6 @@ const PUBLISHED_KINDS = [
   'BUILDING',
 ] as const;
 
-const COLLECTIVITIES = ['chalons', 'fagnieres', 'saint-martin-sur-le-pre', 'chalons-agglo'];
-
 export interface EquipmentFilter {
   /** Sorted and without repeats, so that equal filters name the same cached representation. */
   kinds: string[] | null;
@@ -36,8 +35,6 @@ export interface EquipmentFilter {
 const PARAMETERS = ['kind', 'collectivity', 'commune', 'bbox'] as const;
 /** The one list parameter: `kind=A&kind=B` is `kind=A,B`. Every other parameter is given at most once. */
 const LIST_PARAMETER = 'kind';
-/** A plain decimal number: `Number()` alone would read '' and ' ' as 0 and accept hex. */
-const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** Reads and validates the feed's query parameters; each error names its parameter. */
 export function parseEquipmentFilter(params: URLSearchParams): EquipmentFilter {
@@ -49,30 +46,7 @@ export function parseEquipmentFilter(params: URLSearchParams): EquipmentFilter {
       throw new QueryParameterError('kind', `${shown(kind)} is not a published kind (${PUBLISHED_KINDS.join(', ')})`);
     }
   }
-  const collectivityId = params.get('collectivity');
-  if (collectivityId !== null && !COLLECTIVITIES.includes(collectivityId)) {
-    throw new QueryParameterError('collectivity', `must be one of ${COLLECTIVITIES.join(', ')}`);
-  }
-  const inseeCode = params.get('commune');
-  if (inseeCode !== null && !/^\d[\dAB]\d{3}$/.test(inseeCode)) {
-    throw new QueryParameterError('commune', 'must be an INSEE commune code such as 51108');
-  }
-  const bboxParam = params.get('bbox');
-  let bbox: EquipmentFilter['bbox'] = null;
-  if (bboxParam !== null) {
-    const parts = bboxParam.split(',').map((part) => part.trim());
-    if (parts.length !== 4 || !parts.every((part) => DECIMAL.test(part))) {
-      throw new QueryParameterError('bbox', 'must be four numbers: minLon,minLat,maxLon,maxLat');
-    }
-    const numbers = parts.map(Number);
-    if (!numbers.every(Number.isFinite)) throw new QueryParameterError('bbox', 'numbers must be finite');
-    const [minLon, minLat, maxLon, maxLat] = numbers;
-    if (minLon < -180 || maxLon > 180 || minLat < -90 || maxLat > 90 || minLon >= maxLon || minLat >= maxLat) {
-      throw new QueryParameterError('bbox', 'must be minLon,minLat,maxLon,maxLat in WGS84 with min < max');
-    }
-    bbox = [minLon, minLat, maxLon, maxLat];
-  }
-  return { kinds, collectivityId, inseeCode, bbox };
+  return { kinds, ...readPlaceFilter(params) };
 }
 
 function where(filter: EquipmentFilter): { sql: string; values: unknown[] } {

@@ -25,6 +25,11 @@ export const PLACE_PARAMETERS = ['collectivity', 'commune', 'bbox'] as const;
 /** Reads `collectivity`, `commune` and `bbox` (each at most once); `extra` are the feed's own parameters. */
 export function parsePlaceFilter(params: URLSearchParams, extra: readonly string[] = []): PlaceFilter {
   checkParameters(params, [...PLACE_PARAMETERS, ...extra]);
+  return readPlaceFilter(params);
+}
+
+/** `collectivity`, `commune` and `bbox`, each checked, once `checkParameters` has passed the query. */
+export function readPlaceFilter(params: URLSearchParams): PlaceFilter {
   const collectivityId = params.get('collectivity');
   if (collectivityId !== null && !COLLECTIVITIES.includes(collectivityId)) {
     throw new QueryParameterError('collectivity', `must be one of ${COLLECTIVITIES.join(', ')}`);
